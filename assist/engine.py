@@ -1,0 +1,149 @@
+"""The assist engine: loaded models and rules, the per-utterance fan-out, session factory.
+
+Still no sockets: the server feeds utterances in and delivers the events that come out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from assist.analysis import Finding, SemanticResult, run_isolated
+from assist.batching import MicroBatcher
+from assist.compliance import CompliancePolicy
+from assist.config import AssistConfig
+from assist.embedding import Embedder
+from assist.intent import IntentModel
+from assist.protocol import StartFrame, UtteranceFrame
+from assist.semantic import ExemplarBank, SemanticAnalyzer, SemanticRequest
+from assist.sentiment import SentimentAnalyzer, SentimentScore
+from assist.session import CallSession
+from kb_index.articles import load_markdown_dir
+from kb_index.index import KnowledgeIndex
+
+log = logging.getLogger(__name__)
+
+
+def fit_intents(config: AssistConfig, embedder: Embedder) -> IntentModel:
+    texts = [example for spec in config.intents for example in spec.examples]
+    labels = [spec.label for spec in config.intents for _ in spec.examples]
+    return IntentModel.fit(embedder.encode(texts), labels, regularization=config.intent.regularization)
+
+
+def build_knowledge(config: AssistConfig, embedder: Embedder) -> KnowledgeIndex:
+    return KnowledgeIndex.build(load_markdown_dir(config.knowledge_base.path), embedder.encode)
+
+
+@dataclass
+class EngineStats:
+    """Observer hook: the server wires these callbacks to Prometheus metrics."""
+
+    on_batch: Callable[[int, float], None] | None = None
+    on_finding: Callable[[Finding[object]], None] | None = None
+
+
+class AssistEngine:
+    def __init__(
+        self,
+        config: AssistConfig,
+        embedder: Embedder,
+        intents: IntentModel,
+        knowledge: KnowledgeIndex,
+        *,
+        analysis_budget_s: float = 1.5,
+        max_batch: int = 32,
+        stats: EngineStats | None = None,
+    ) -> None:
+        self.config = config
+        self.embedder = embedder
+        self.intents = intents
+        self.knowledge = knowledge  # replaced whole on KB updates; readers take one reference per batch
+        self.policy = CompliancePolicy(config.compliance)
+        self.sentiment = SentimentAnalyzer(
+            config.sentiment.lexicon, config.sentiment.phrases, tuned=config.sentiment.tuned
+        )
+        self.analysis_budget_s = analysis_budget_s
+        self.stats = stats or EngineStats()
+        self.semantic = SemanticAnalyzer(
+            embedder,
+            intents,
+            lambda: self.knowledge,
+            ExemplarBank(self.policy.exemplar_groups(), embedder),
+            top_k=config.knowledge_base.top_k,
+            min_score=config.knowledge_base.min_score,
+        )
+        self._batcher: MicroBatcher[SemanticRequest, SemanticResult] = MicroBatcher(
+            self.semantic.analyze_batch, max_batch=max_batch, name="embed", on_batch=self.stats.on_batch
+        )
+        self._sentiment_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callassist-sentiment")
+
+    @classmethod
+    def build(cls, config: AssistConfig, embedder: Embedder, **kwargs: object) -> AssistEngine:
+        """Blocking (fits intents, embeds the knowledge base): run it in a thread at start-up."""
+        started = time.perf_counter()
+        intents = fit_intents(config, embedder)
+        knowledge = build_knowledge(config, embedder)
+        engine = cls(config, embedder, intents, knowledge, **kwargs)  # type: ignore[arg-type]
+        log.info(
+            "assist engine ready: %d intents, %d KB chunks, %d compliance matchers in %.1f s",
+            len(intents.labels),
+            len(knowledge),
+            len(engine.semantic.exemplars.keys),
+            time.perf_counter() - started,
+        )
+        return engine
+
+    def start(self) -> None:
+        self._batcher.start()
+
+    async def close(self) -> None:
+        await self._batcher.close()
+        self._sentiment_pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def pending(self) -> int:
+        return self._batcher.pending
+
+    def new_session(
+        self, call_id: str, start: StartFrame, *, started_at: float, process: str | None = None
+    ) -> CallSession:
+        return CallSession(
+            call_id=call_id,
+            start=start,
+            config=self.config,
+            monitor=self.policy.monitor(),
+            intent_labels=self.intents.labels,
+            started_at=started_at,
+            process=process,
+        )
+
+    async def analyze(
+        self, utterance: UtteranceFrame
+    ) -> tuple[Finding[SemanticResult], Finding[SentimentScore]]:
+        """Run the analyses of one final utterance concurrently, each isolated and budgeted."""
+        loop = asyncio.get_running_loop()
+        budget = self.analysis_budget_s
+        async with asyncio.TaskGroup() as group:
+            semantic_task = group.create_task(
+                run_isolated(
+                    "semantic",
+                    self._batcher.submit(SemanticRequest(utterance.text, utterance.speaker)),
+                    budget,
+                )
+            )
+            sentiment_task = group.create_task(
+                run_isolated(
+                    "sentiment",
+                    loop.run_in_executor(self._sentiment_pool, self.sentiment.score, utterance.text),
+                    budget,
+                )
+            )
+        semantic, sentiment = semantic_task.result(), sentiment_task.result()
+        if self.stats.on_finding:
+            self.stats.on_finding(semantic)  # type: ignore[arg-type]
+            self.stats.on_finding(sentiment)  # type: ignore[arg-type]
+        return semantic, sentiment

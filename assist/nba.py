@@ -1,0 +1,53 @@
+"""Next-best action: one concrete suggestion from the playbook, the top article and compliance state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from assist.compliance import ComplianceAlert
+from assist.config import PlaybookConfig
+from assist.intent import UNKNOWN
+
+VERIFICATION_RULE = "identity_verification"
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    action: str
+    reason: str
+
+
+def next_best_action(
+    playbooks: PlaybookConfig,
+    *,
+    intent: str,
+    top_article_title: str | None,
+    outstanding: Sequence[ComplianceAlert],
+    verification_pending: bool,
+    sentiment: float,
+    trend: str,
+    negative_threshold: float,
+) -> Suggestion:
+    """Priority: fix a high-severity compliance gap, verify before account work,
+    calm an upset customer, then follow the intent's playbook (with the best article)."""
+    for alert in outstanding:
+        if alert.severity == "high" and not alert.resolved and alert.remedy:
+            return Suggestion(alert.remedy, f"compliance:{alert.rule_id}")
+    playbook = playbooks.intents.get(intent)
+    if playbook and playbook.requires_verification and verification_pending:
+        return Suggestion(playbooks.verify_first, f"compliance:{VERIFICATION_RULE}")
+    if intent == UNKNOWN or playbook is None:
+        action = playbooks.unknown
+        if top_article_title:
+            action = f"{action} Possibly relevant: “{top_article_title}”."
+        reason = "intent:unknown"
+    else:
+        action = playbook.action
+        if top_article_title:
+            action = f"{action} {playbook.with_article.format(title=top_article_title)}"
+        reason = f"playbook:{intent}"
+    if sentiment < negative_threshold or trend == "declining":
+        calm = playbook.deescalate if playbook and playbook.deescalate else playbooks.deescalate
+        return Suggestion(f"{calm} Then: {action[0].lower()}{action[1:]}", f"sentiment:{trend};{reason}")
+    return Suggestion(action, reason)

@@ -1,0 +1,1 @@
+"""Knowledge base: ingest articles, chunk, embed, index with FAISS, search."""

@@ -1,0 +1,1 @@
+"""callassist server: Starlette app, WebSocket endpoints, bus, store, CLI."""

@@ -1,0 +1,289 @@
+"""App factory: one lifespan owns every resource; models load in the background so
+``/healthz`` can answer 503 while loading and 200 once ready."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import Metric
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from assist.config import AssistConfig
+from assist.embedding import Embedder
+from server import ws
+from server.bus import create_bus
+from server.calls import CallManager
+from server.extensions import Extension, default_extensions
+from server.metrics import Metrics, counter_family, gauge_family
+from server.registry import LiveRegistry, MemoryRegistry
+from server.services import Services
+from server.settings import Settings
+from server.store import Database, SqliteCallStore
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+RELAY_INTERVAL_S = 5.0
+
+
+def _create_registry(bus_url: str) -> LiveRegistry:
+    if bus_url.startswith("memory://"):
+        return MemoryRegistry()
+    from server.redis_bus import RedisRegistry
+
+    return RedisRegistry(bus_url)
+
+
+async def _load_models(services: Services, embedder: Embedder | None) -> None:
+    """Blocking model work runs in a thread; the event loop keeps serving /healthz."""
+    from assist.embedding import SentenceTransformerEmbedder
+    from assist.engine import AssistEngine, EngineStats
+
+    metrics, settings = services.metrics, services.settings
+    stats = EngineStats(
+        on_batch=lambda size, seconds: (
+            metrics.batch_size.observe(size),
+            metrics.batch_seconds.observe(seconds),
+        ),
+        on_finding=lambda f: (
+            metrics.analysis_latency.labels(f.name).observe(f.elapsed_ms / 1000)
+            if f.ok
+            else metrics.analysis_failures.labels(f.name, f.error or "error").inc()
+        ),
+    )
+
+    def build() -> AssistEngine:
+        model = embedder or SentenceTransformerEmbedder(settings.model_path, threads=settings.torch_threads)
+        services.embedder = model
+        return AssistEngine.build(
+            services.config,
+            model,
+            analysis_budget_s=settings.analysis_timeout_ms / 1000,
+            max_batch=settings.embed_batch_max,
+            stats=stats,
+        )
+
+    try:
+        engine = await asyncio.to_thread(build)
+    except Exception as exc:
+        services.load_error = f"{type(exc).__name__}: {exc}"
+        log.exception("loading models failed")
+        return
+    engine.start()
+    services.engine = engine
+    services.calls = CallManager(engine, services.bus, services.store, services.registry, metrics, settings)
+    services.ready_after = time.monotonic() - services.started
+    services.ready.set()
+    log.info("ready in %.1f s", services.ready_after)
+
+
+async def _relay(services: Services) -> None:
+    """Outbox relay: stored calls whose call.ended missed the bus are announced again."""
+    while True:
+        await asyncio.sleep(RELAY_INTERVAL_S)
+        if services.calls is not None:
+            try:
+                await services.calls.relay_unpublished()
+            except Exception:
+                log.warning("outbox relay failed; retrying", exc_info=True)
+
+
+def _bus_metrics(services: Services) -> Iterable[Metric]:
+    counters = dict(services.bus.counters)
+    yield counter_family("callassist_bus_messages", "Bus pub/sub and stream counts", counters, "event")
+    yield gauge_family(
+        "callassist_bus_connected", "Bus backend reachable (1) or not (0)", float(services.bus.connected)
+    )
+    if services.engine is not None:
+        yield gauge_family(
+            "callassist_embed_queue_depth", "Utterances waiting for the embedder", services.engine.pending
+        )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    embedder: Embedder | None = None,
+    config: AssistConfig | None = None,
+    extensions: list[Extension] | None = None,
+) -> Starlette:
+    """Build the app. Tests pass a shared ``embedder`` so each app need not reload the model."""
+    settings = settings or Settings()
+    config = config or AssistConfig.load(settings.config)
+    extensions = default_extensions() if extensions is None else extensions
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        metrics = Metrics()
+        bus = create_bus(settings.bus_url)
+        db = Database(settings.store_path)
+        store = SqliteCallStore(db)
+        services = Services(settings, metrics, bus, db, store, _create_registry(settings.bus_url), config)
+        app.state.services = services
+        metrics.add_collector(lambda: _bus_metrics(services))
+        await db.open()
+        await store.open()
+        await bus.start()
+        await services.registry.start()
+        loader = asyncio.create_task(_load_models(services, embedder), name="load-models")
+        relay = asyncio.create_task(_relay(services), name="outbox-relay")
+        started: list[Extension] = []
+        try:
+            for extension in extensions:
+                services.extensions[extension.name] = extension
+                await extension.start(services)
+                started.append(extension)
+            yield {"services": services}
+        finally:
+            for task in (loader, relay):
+                task.cancel()
+            await asyncio.gather(loader, relay, return_exceptions=True)
+            if services.calls is not None:
+                await services.calls.close()
+            for extension in reversed(started):
+                try:
+                    await extension.stop()
+                except Exception:
+                    log.exception("extension %s failed to stop", extension.name)
+            if services.engine is not None:
+                await services.engine.close()
+            await services.registry.close()
+            await bus.close()
+            await db.close()
+
+    routes = [route for extension in extensions for route in extension.routes()] + _routes()
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+async def healthz(request: Request) -> JSONResponse:
+    services = _services(request)
+    if services.load_error:
+        return JSONResponse({"status": "failed", "error": services.load_error}, status_code=503)
+    if not services.ready.is_set():
+        return JSONResponse({"status": "loading"}, status_code=503)
+    return JSONResponse(
+        {
+            "status": "ready",
+            "ready_after_s": round(services.ready_after or 0.0, 2),
+            "process": services.settings.process_name,
+            "bus": services.bus.url.split("@")[-1],
+            "bus_connected": services.bus.connected,
+            "live_calls": len(services.calls.calls) if services.calls else 0,
+        }
+    )
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(_services(request).metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+async def get_call(request: Request) -> JSONResponse:
+    services = _services(request)
+    call_id = request.path_params["call_id"]
+    record = await services.store.get_call(call_id)
+    if record is None:
+        live = services.calls.local_session(call_id) if services.calls else None
+        if live is not None:
+            return error(409, "call_live", f"call {call_id} is still live", call=live.summary())
+        return error(404, "unknown_call", f"no stored call {call_id}")
+    return JSONResponse(record)
+
+
+def _float_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        return float(raw)  # type: ignore[arg-type]
+    except ValueError:
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(raw).timestamp()  # type: ignore[arg-type]
+        except ValueError:
+            raise ValueError(f"'{name}' must be unix seconds or an ISO 8601 date-time") from None
+
+
+async def list_calls(request: Request) -> JSONResponse:
+    services = _services(request)
+    try:
+        since, until = _float_param(request, "since"), _float_param(request, "until")
+        limit = int(request.query_params.get("limit", 100))
+        offset = int(request.query_params.get("offset", 0))
+    except ValueError as exc:
+        return error(422, "invalid_query", str(exc))
+    if not 1 <= limit <= 1000 or offset < 0:
+        return error(422, "invalid_query", "'limit' must be 1..1000 and 'offset' >= 0")
+    calls = await services.store.list_calls(
+        since=since,
+        until=until,
+        agent_id=request.query_params.get("agent_id"),
+        customer_id=request.query_params.get("customer_id"),
+        limit=limit,
+        offset=offset,
+    )
+    return JSONResponse({"calls": calls, "limit": limit, "offset": offset})
+
+
+async def live_calls(request: Request) -> JSONResponse:
+    return JSONResponse({"calls": await _services(request).registry.snapshot()})
+
+
+async def run_demo(request: Request) -> JSONResponse:
+    """Replay the bundled scripted calls through this server's own WebSocket protocol."""
+    from server.demo import load_demo_calls, replay_calls
+
+    services = _services(request)
+    if not services.ready.is_set():
+        return error(503, "loading", "models are still loading")
+    speed = float(request.query_params.get("speed", "1"))
+    if not 0.1 <= speed <= 100:
+        return error(422, "invalid_query", "'speed' must be between 0.1 and 100")
+    base = f"ws://{request.url.hostname}:{request.url.port}"
+    scripts = load_demo_calls()
+    task = asyncio.create_task(replay_calls(base, scripts, speed=speed), name="demo-replay")
+    services.tasks.add(task)
+    task.add_done_callback(services.tasks.discard)
+    return JSONResponse({"started": [s.id for s in scripts], "speed": speed}, status_code=202)
+
+
+def _page(name: str) -> Route:
+    async def page(request: Request) -> FileResponse:
+        return FileResponse(STATIC_DIR / name)
+
+    return Route("/" if name == "index.html" else f"/{name.removesuffix('.html')}", page, name=name)
+
+
+def _routes() -> list[BaseRoute]:
+    return [
+        _page("index.html"),
+        _page("agent.html"),
+        _page("supervisor.html"),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
+        Route("/v1/calls", list_calls),
+        Route("/v1/calls/{call_id}", get_call),
+        Route("/v1/live/calls", live_calls),
+        Route("/v1/demo/run", run_demo, methods=["POST"]),
+        WebSocketRoute("/v1/calls/{call_id}", ws.call_socket),
+        WebSocketRoute("/v1/agents/{agent_id}", ws.agent_socket),
+        WebSocketRoute("/v1/supervisor", ws.supervisor_socket),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]

@@ -1,0 +1,31 @@
+"""How packages plug into the server without the core knowing them.
+
+An extension contributes HTTP/WebSocket routes and may run background work for the app's
+lifetime (e.g. the QA worker). ``start`` runs in the lifespan once the bus, store and
+registry are open — models may still be loading, so work that needs them awaits
+``services.ready``. Extensions find each other through ``services.extensions``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from starlette.routing import BaseRoute
+
+if TYPE_CHECKING:
+    from server.services import Services
+
+
+class Extension(Protocol):
+    name: str
+
+    def routes(self) -> list[BaseRoute]: ...
+
+    async def start(self, services: Services) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def default_extensions() -> list[Extension]:
+    """The extensions a plain ``callassist serve`` runs, in start order."""
+    return []

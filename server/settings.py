@@ -1,0 +1,45 @@
+"""Server settings, read once from the environment (prefix CALLASSIST_) and CLI flags."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assist.protocol import DEFAULT_MAX_FRAME_BYTES
+
+
+def _process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLASSIST_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    config: Path | None = Field(default=None, description="Assist YAML config; the bundled demo when unset.")
+    bus_url: str = Field(default="memory://", description="memory:// (one process) or redis://host:port/db")
+    store_path: Path = Field(default=Path("var/callassist.db"), description="SQLite file for call records.")
+    model_path: str | None = Field(default=None, description="sentence-transformers model directory.")
+    process_name: str = Field(default_factory=_process_name)
+
+    max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)
+    max_consecutive_errors: int = Field(
+        default=10, ge=1, description="Bad frames in a row before closing 1008."
+    )
+    agent_queue_size: int = Field(default=256, ge=8)
+    supervisor_queue_size: int = Field(default=2048, ge=8)
+    reconnect_grace_seconds: float = Field(
+        default=120.0, ge=0, description="Softphone may resume a dropped call."
+    )
+    analysis_timeout_ms: float = Field(default=1500.0, gt=0)
+    embed_batch_max: int = Field(default=32, ge=1)
+    torch_threads: int | None = Field(default=None, ge=1)
+    end_drain_seconds: float = Field(
+        default=10.0, gt=0, description="Wait for in-flight analyses at call end."
+    )
+    log_level: str = "info"
