@@ -39,9 +39,13 @@ class AlertTracker:
     negative_active: bool = False
     breached_rules: set[str] = field(default_factory=set)
 
-    def on_customer_sentiment(self, compound: float, trend: str, call_time: float) -> list[SupervisorAlert]:
+    def on_customer_sentiment(
+        self, compound: float, trend: str, recent_mean: float, call_time: float
+    ) -> list[SupervisorAlert]:
         alerts: list[SupervisorAlert] = []
-        if trend == "declining":
+        # A happy customer calming down to neutral is "declining" too; only alert when the
+        # decline has left the customer no longer positive.
+        if trend == "declining" and recent_mean < self.settings.declining_max_mean:
             if self.declining_since is None:
                 self.declining_since = call_time
             elapsed = call_time - self.declining_since

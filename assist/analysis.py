@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from assist.sentiment import HeadScore
 from kb_index.index import ArticleHit
 
 T = TypeVar("T")
@@ -35,6 +36,7 @@ class SemanticResult:
     intent_similarity: float = 0.0
     articles: list[ArticleHit] = field(default_factory=list)
     matcher_scores: dict[str, float] = field(default_factory=dict)
+    sentiment: HeadScore | None = None  # embedding sentiment head (customer utterances)
 
 
 async def run_isolated(name: str, work: Awaitable[T], budget_s: float) -> Finding[T]:

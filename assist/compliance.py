@@ -128,10 +128,13 @@ class ComplianceMonitor:
         return alerts
 
     def finish(self) -> list[ComplianceAlert]:
-        """End of call: every disclosure still unsaid is now missing."""
+        """End of call: disclosures due by the end (or within a window the call never
+        reached) and still unsaid are now missing. A 'before <trigger>' disclosure is only
+        owed if its trigger happened, which raised it already."""
         alerts = []
         for rule, _ in self.policy.disclosures:
-            if rule.id not in self.satisfied and rule.id not in self.missing:
+            owed = rule.window.at_end or rule.window.within_seconds is not None
+            if owed and rule.id not in self.satisfied and rule.id not in self.missing:
                 alerts.append(self._raise_missing(rule, None))
         return alerts
 

@@ -41,8 +41,8 @@ class IntentSettings(_Model):
         le=1,
         description="Context whose best example similarity is below this is 'unknown'.",
     )
-    context_utterances: int = Field(default=3, ge=1, le=20)
-    context_decay: float = Field(default=0.5, gt=0, le=1)
+    context_utterances: int = Field(default=8, ge=1, le=50)
+    context_decay: float = Field(default=0.85, gt=0, le=1)
     regularization: float = Field(
         default=10.0, gt=0, description="Inverse L2 strength of the logistic regression."
     )
@@ -167,6 +167,9 @@ class PlaybookConfig(_Model):
 
 class AlertSettings(_Model):
     declining_seconds: float = Field(default=60, gt=0)
+    declining_max_mean: float = Field(
+        default=0.05, ge=-1, le=1, description="Declining only counts while the recent mean is below this."
+    )
     negative_threshold: float = Field(default=-0.5, ge=-1, le=0)
     negative_reset: float = Field(
         default=-0.2, ge=-1, le=1, description="Hysteresis: episode ends above this."
@@ -175,6 +178,10 @@ class AlertSettings(_Model):
 
 class SentimentSettings(_Model):
     tuned: bool = True
+    head: bool = Field(default=True, description="Stack the embedding sentiment head on VADER.")
+    training_data: Path | None = Field(
+        default=None, description="CSV text,label for the head; default bundled."
+    )
     lexicon: dict[str, float] = Field(default_factory=dict)
     phrases: dict[str, float] = Field(default_factory=dict)
 

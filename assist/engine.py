@@ -6,11 +6,15 @@ Still no sockets: the server feeds utterances in and delivers the events that co
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from assist.analysis import Finding, SemanticResult, run_isolated
 from assist.batching import MicroBatcher
@@ -20,7 +24,7 @@ from assist.embedding import Embedder
 from assist.intent import IntentModel
 from assist.protocol import StartFrame, UtteranceFrame
 from assist.semantic import ExemplarBank, SemanticAnalyzer, SemanticRequest
-from assist.sentiment import SentimentAnalyzer, SentimentScore
+from assist.sentiment import TRAINING_DATA, SentimentAnalyzer, SentimentHead, SentimentScore, read_labelled
 from assist.session import CallSession
 from kb_index.articles import load_markdown_dir
 from kb_index.index import KnowledgeIndex
@@ -36,6 +40,29 @@ def fit_intents(config: AssistConfig, embedder: Embedder) -> IntentModel:
 
 def build_knowledge(config: AssistConfig, embedder: Embedder) -> KnowledgeIndex:
     return KnowledgeIndex.build(load_markdown_dir(config.knowledge_base.path), embedder.encode)
+
+
+def fit_sentiment_head(
+    config: AssistConfig, embedder: Embedder, analyzer: SentimentAnalyzer, cache_dir: Path | None = None
+) -> SentimentHead | None:
+    """Fit (or load the cached fit of) the embedding sentiment head for this model and data."""
+    settings = config.sentiment
+    if not settings.head:
+        return None
+    data = settings.training_data or TRAINING_DATA
+    key = hashlib.sha256(
+        b"\0".join([embedder.name.encode(), data.read_bytes(), settings.model_dump_json().encode()])
+    ).hexdigest()[:16]
+    cached = cache_dir / f"sentiment-head-{key}.npz" if cache_dir else None
+    if cached is not None and cached.exists():
+        arrays = np.load(cached)
+        return SentimentHead(arrays["weights"], arrays["bias"])
+    texts, labels = read_labelled(data)
+    head = SentimentHead.fit(embedder.encode(texts), [analyzer.score(t).compound for t in texts], labels)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cached, **head.to_arrays())
+    return head
 
 
 @dataclass
@@ -57,6 +84,7 @@ class AssistEngine:
         analysis_budget_s: float = 1.5,
         max_batch: int = 32,
         stats: EngineStats | None = None,
+        sentiment_head: SentimentHead | None = None,
     ) -> None:
         self.config = config
         self.embedder = embedder
@@ -75,6 +103,8 @@ class AssistEngine:
             ExemplarBank(self.policy.exemplar_groups(), embedder),
             top_k=config.knowledge_base.top_k,
             min_score=config.knowledge_base.min_score,
+            sentiment=self.sentiment,
+            sentiment_head=sentiment_head,
         )
         self._batcher: MicroBatcher[SemanticRequest, SemanticResult] = MicroBatcher(
             self.semantic.analyze_batch, max_batch=max_batch, name="embed", on_batch=self.stats.on_batch
@@ -82,12 +112,18 @@ class AssistEngine:
         self._sentiment_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callassist-sentiment")
 
     @classmethod
-    def build(cls, config: AssistConfig, embedder: Embedder, **kwargs: object) -> AssistEngine:
+    def build(
+        cls, config: AssistConfig, embedder: Embedder, *, cache_dir: Path | None = None, **kwargs: object
+    ) -> AssistEngine:
         """Blocking (fits intents, embeds the knowledge base): run it in a thread at start-up."""
         started = time.perf_counter()
         intents = fit_intents(config, embedder)
         knowledge = build_knowledge(config, embedder)
-        engine = cls(config, embedder, intents, knowledge, **kwargs)  # type: ignore[arg-type]
+        analyzer = SentimentAnalyzer(
+            config.sentiment.lexicon, config.sentiment.phrases, tuned=config.sentiment.tuned
+        )
+        head = fit_sentiment_head(config, embedder, analyzer, cache_dir)
+        engine = cls(config, embedder, intents, knowledge, sentiment_head=head, **kwargs)  # type: ignore[arg-type]
         log.info(
             "assist engine ready: %d intents, %d KB chunks, %d compliance matchers in %.1f s",
             len(intents.labels),

@@ -68,15 +68,19 @@ def combine_context(
 
     ``history`` holds (probabilities, example similarity) of the last few customer
     utterances, oldest first. Newer utterances weigh more (``decay`` per step back) and
-    each is also weighted by how close it is to any intent at all, so "yeah, okay" does not
-    wash out the "I want to cancel" said just before it.
+    each is also weighted by how informative it is (near some intent's examples and
+    decisive), so "yeah, okay" does not wash out the "I want to cancel" said before it.
+    Defaults chosen on the demo calls (docs/intents.md).
     """
     if not history:
         return IntentPrediction(UNKNOWN, 0.0, {})
     total = np.zeros(len(labels), dtype=np.float64)
     weight_sum = 0.0
+    uniform = 1.0 / len(labels)
     for age, (probs, similarity) in enumerate(reversed(history)):
-        weight = decay**age * max(similarity, 0.05)
+        # Informative utterances dominate: near some intent's examples (similarity, squared)
+        # and decisive (probability margin above uniform). "Yes, that's right" barely counts.
+        weight = decay**age * max(similarity, 0.05) ** 2 * max(float(probs.max()) - uniform, 0.01)
         total += weight * probs
         weight_sum += weight
     total /= weight_sum

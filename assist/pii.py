@@ -25,6 +25,7 @@ _DIGIT_RUN = re.compile(
 )
 _EMAIL = re.compile(r"\b[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+\b")
 _EMAIL_SPOKEN = re.compile(r"\b[\w.\-]+\s+at\s+[\w\-]+\s+dot\s+(?:com|net|org|co|io|uk|edu)\b", re.IGNORECASE)
+_CODE_PREFIX = re.compile(r"[A-Za-z]{1,6}[-#]?$")
 _SSN = re.compile(r"^\d{3}-?\d{2}-?\d{4}$")
 _ACCOUNT_CONTEXT = re.compile(r"\b(?:account|acct|iban|sort code|checking|savings)\b", re.IGNORECASE)
 _ROUTING_CONTEXT = re.compile(r"\b(?:routing|aba|transit)\b", re.IGNORECASE)
@@ -75,6 +76,8 @@ def find_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> list[PiiMatch]:
         found += [PiiMatch("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
         found += [PiiMatch("email", m.start(), m.end()) for m in _EMAIL_SPOKEN.finditer(text)]
     for m in _DIGIT_RUN.finditer(text):
+        if _CODE_PREFIX.search(text, max(0, m.start() - 12), m.start()):
+            continue  # part of a reference or product code such as "BC-2291740" or "E-1042"
         run = m.group(0).rstrip(" .-")
         digits = _digits_of(run)
         end = m.start() + len(run)

@@ -275,6 +275,24 @@ class SnapshotEvent(BaseModel):
     calls: list[CallSummary]
 
 
+class StartedAck(BaseModel):
+    """Answer to ``start``; ``resumed`` is true when a reconnecting softphone picked up a live call."""
+
+    type: Literal["started"]
+    call_id: str
+    resumed: bool
+
+
+class CallStateEvent(BaseModel):
+    """Sent to a (re)connecting agent widget or a watching supervisor: the call so far."""
+
+    type: Literal["call_state"]
+    call: CallSummary
+    transcript: list[TranscriptEvent]
+    last_assist: AssistEvent | None
+    compliance_alerts: list[ComplianceAlert]
+
+
 class EndedAck(BaseModel):
     """Answer to ``end``: sent only after the call record is durably stored."""
 
@@ -301,6 +319,8 @@ SERVER_EVENT_MODELS: dict[str, type[BaseModel]] = {
     "call_ended": CallEndedEvent,
     "alert": AlertEvent,
     "snapshot": SnapshotEvent,
+    "call_state": CallStateEvent,
+    "started": StartedAck,
     "ended": EndedAck,
     "error": ErrorEvent,
 }

@@ -11,6 +11,7 @@ import numpy as np
 from assist.analysis import SemanticResult
 from assist.embedding import Embedder
 from assist.intent import IntentModel
+from assist.sentiment import HeadScore, SentimentAnalyzer, SentimentHead
 from kb_index.index import KnowledgeIndex
 
 
@@ -49,8 +50,12 @@ class SemanticAnalyzer:
         *,
         top_k: int,
         min_score: float,
+        sentiment: SentimentAnalyzer | None = None,
+        sentiment_head: SentimentHead | None = None,
     ) -> None:
         self.embedder = embedder
+        self.sentiment = sentiment
+        self.sentiment_head = sentiment_head
         self.intents = intents
         self._knowledge = knowledge
         self.exemplars = exemplars
@@ -66,15 +71,18 @@ class SemanticAnalyzer:
             cv = vectors[customer]
             probs = self.intents.probabilities(cv)
             similarity = self.intents.example_similarity(cv)
-            hits = self._knowledge().search(
-                cv, [requests[i].text for i in customer], k=self.top_k, min_score=self.min_score
-            )
+            texts = [requests[i].text for i in customer]
+            hits = self._knowledge().search(cv, texts, k=self.top_k, min_score=self.min_score)
+            moods: list[HeadScore | None] = [None] * len(customer)
+            if self.sentiment_head is not None and self.sentiment is not None:
+                moods = list(self.sentiment_head.score(cv, [self.sentiment.score(t).compound for t in texts]))
             for row, index in enumerate(customer):
                 results[index] = SemanticResult(
                     vector=vectors[index],
                     intent_probs=probs[row],
                     intent_similarity=float(similarity[row]),
                     articles=hits[row],
+                    sentiment=moods[row],
                 )
         if agent:
             for index, scores in zip(agent, self.exemplars.scores(vectors[agent]), strict=True):

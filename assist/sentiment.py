@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
+from sklearn.linear_model import LogisticRegression
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 Trend = Literal["improving", "declining", "stable"]
@@ -75,6 +79,8 @@ DEFAULT_PHRASES: dict[str, float] = {
 }
 
 NEUTRAL_BAND = 0.05  # VADER's own convention for the neutral label.
+TRAINING_DATA = Path(__file__).resolve().parent / "data" / "sentiment_train.csv"
+LABELS: tuple[Label, ...] = ("negative", "neutral", "positive")
 TREND_WINDOW = 5
 TREND_THRESHOLD = 0.15
 
@@ -136,3 +142,49 @@ def sentiment_trend(
     if delta < -threshold:
         return "declining"
     return "stable"
+
+
+@dataclass(frozen=True, slots=True)
+class HeadScore:
+    valence: float  # P(positive) - P(negative), in [-1, 1]
+    label: Label
+
+
+class SentimentHead:
+    """Contact-center sentiment from the utterance embedding the pipeline already computes,
+    stacked with VADER's compound: a logistic regression fitted on labelled caller speech
+    (assist/data/sentiment_train.csv). It reads sarcasm, understatement and complaints
+    without negative words far better than the lexicon alone (bench/sentiment_eval.py)."""
+
+    def __init__(self, weights: np.ndarray, bias: np.ndarray) -> None:
+        self._weights = weights.astype(np.float32)
+        self._bias = bias.astype(np.float32)
+
+    @classmethod
+    def fit(
+        cls, vectors: np.ndarray, compounds: Sequence[float], labels: Sequence[str], *, c: float = 1.0
+    ) -> SentimentHead:
+        model = LogisticRegression(C=c, max_iter=5000)
+        model.fit(_features(vectors, compounds), np.asarray(labels))
+        order = [list(model.classes_).index(label) for label in LABELS]
+        return cls(model.coef_[order].T, model.intercept_[order])
+
+    def score(self, vectors: np.ndarray, compounds: Sequence[float]) -> list[HeadScore]:
+        logits = _features(vectors, compounds) @ self._weights + self._bias
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return [HeadScore(float(p[2] - p[0]), LABELS[int(p.argmax())]) for p in probs]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {"weights": self._weights, "bias": self._bias}
+
+
+def _features(vectors: np.ndarray, compounds: Sequence[float]) -> np.ndarray:
+    return np.hstack([vectors.astype(np.float32), np.asarray(compounds, dtype=np.float32).reshape(-1, 1)])
+
+
+def read_labelled(path: Path = TRAINING_DATA) -> tuple[list[str], list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = [(r["text"], r["label"]) for r in csv.DictReader(handle) if r["text"].strip()]
+    return [t for t, _ in rows], [label for _, label in rows]

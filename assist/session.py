@@ -21,10 +21,12 @@ from assist.intent import UNKNOWN, IntentPrediction, combine_context
 from assist.nba import VERIFICATION_RULE, next_best_action
 from assist.pii import redact
 from assist.protocol import StartFrame, UtteranceFrame
-from assist.sentiment import SentimentScore, label_for, sentiment_trend
+from assist.sentiment import SentimentScore, sentiment_trend
+from kb_index.index import ArticleHit
 
 AGENT, SUPERVISOR, CALL = "agent", "supervisor", "call"
 RECENT_TRANSCRIPT = 30
+ARTICLE_DECAY = 0.85
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,9 @@ class CallSession:
     intent: IntentPrediction = field(default_factory=lambda: IntentPrediction(UNKNOWN, 0.0, {}))
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_TRANSCRIPT))
     last_assist: dict[str, Any] | None = None
+    article_memory: dict[str, tuple[dict[str, Any], float]] = field(default_factory=dict)
+    breach_cursor: int = 0
+    mood: str = "neutral"
     ended: bool = False
 
     def __post_init__(self) -> None:
@@ -82,7 +87,15 @@ class CallSession:
         self.call_time = max(self.call_time, utterance.timestamp)
         out: list[Outbound] = []
         result = semantic.value if semantic.ok else None
-        score = sentiment.value.compound if sentiment.ok and sentiment.value else None
+        # The embedding head reads call-center speech better; VADER alone is the fallback.
+        if result is not None and result.sentiment is not None:
+            score: float | None = result.sentiment.valence
+            mood = result.sentiment.label
+        elif sentiment.ok and sentiment.value:
+            score, mood = sentiment.value.compound, sentiment.value.label
+        else:
+            score, mood = None, "neutral"
+        self.mood = mood
         record: dict[str, Any] = {
             "index": len(self.utterances),
             "speaker": utterance.speaker,
@@ -116,7 +129,9 @@ class CallSession:
                 self.sentiment_series.append({"timestamp": utterance.timestamp, "compound": round(score, 4)})
             trend = sentiment_trend(self.customer_scores)
             if score is not None:
-                supervisor_alerts += self.alerts.on_customer_sentiment(score, trend, self.call_time)
+                supervisor_alerts += self.alerts.on_customer_sentiment(
+                    score, trend, self._recent_mean(), self.call_time
+                )
             if result is not None and result.intent_probs is not None:
                 self.intent_history.append((result.intent_probs, result.intent_similarity))
                 settings = self.config.intent
@@ -228,6 +243,28 @@ class CallSession:
 
     # ------------------------------------------------------------------ internals
 
+    def _recent_mean(self, n: int = 3) -> float:
+        recent = self.customer_scores[-n:]
+        return sum(recent) / len(recent) if recent else 0.0
+
+    def _remember_articles(self, hits: list[ArticleHit]) -> list[dict[str, Any]]:
+        """Articles relevant to the conversation so far, not only to the last sentence:
+        earlier hits fade by ARTICLE_DECAY per customer utterance, fresh hits refresh them,
+        so "yes, please" does not wipe the article the agent is reading."""
+        kb = self.config.knowledge_base
+        for article_id, (hit, score) in list(self.article_memory.items()):
+            faded = score * ARTICLE_DECAY
+            if faded < kb.min_score:
+                del self.article_memory[article_id]
+            else:
+                self.article_memory[article_id] = (hit, faded)
+        for hit in hits:
+            previous = self.article_memory.get(hit.id)
+            if previous is None or hit.score >= previous[1]:
+                self.article_memory[hit.id] = (hit.to_dict(), hit.score)
+        ranked = sorted(self.article_memory.values(), key=lambda item: -item[1])[: kb.top_k]
+        return [{**hit, "score": round(score, 4)} for hit, score in ranked]
+
     def transcript(self, utterance: UtteranceFrame) -> dict[str, Any]:
         return {
             "type": "transcript",
@@ -248,8 +285,12 @@ class CallSession:
         semantic: Finding[SemanticResult],
         sentiment: Finding[SentimentScore],
     ) -> dict[str, Any]:
-        articles = [hit.to_dict() for hit in result.articles] if result else []
+        articles = self._remember_articles(result.articles if result else [])
         outstanding: list[ComplianceAlert] = self.monitor.outstanding()
+        fresh_breaches = self.monitor.breaches[self.breach_cursor :]
+        self.breach_cursor = len(self.monitor.breaches)
+        # A breach just made is the most urgent thing to repair; then what is still missing.
+        actionable = fresh_breaches + [a for a in outstanding if a.kind == "missing_disclosure"]
         verification_pending = self.monitor.has_rule(VERIFICATION_RULE) and not self.monitor.is_satisfied(
             VERIFICATION_RULE
         )
@@ -257,10 +298,11 @@ class CallSession:
             self.config.playbooks,
             intent=self.intent.label,
             top_article_title=articles[0]["title"] if articles else None,
-            outstanding=outstanding,
+            actionable=sorted(actionable, key=lambda a: a.severity != "high"),
             verification_pending=verification_pending,
             sentiment=score if score is not None else 0.0,
             trend=trend,
+            recent_mean=self._recent_mean(),
             negative_threshold=self.config.alerts.negative_threshold,
         )
         compound = score if score is not None else 0.0
@@ -274,7 +316,7 @@ class CallSession:
             "intent_confidence": round(self.intent.confidence, 4),
             "intent_scores": self.intent.scores,
             "sentiment": round(compound, 4),
-            "sentiment_label": label_for(compound),
+            "sentiment_label": self.mood,
             "sentiment_trend": trend,
             "knowledge_articles": articles,
             "compliance_alerts": [a.to_dict() for a in outstanding],

@@ -45,7 +45,7 @@ def _create_registry(bus_url: str) -> LiveRegistry:
 
 async def _load_models(services: Services, embedder: Embedder | None) -> None:
     """Blocking model work runs in a thread; the event loop keeps serving /healthz."""
-    from assist.embedding import SentenceTransformerEmbedder
+    from assist.embedding import create_embedder
     from assist.engine import AssistEngine, EngineStats
 
     metrics, settings = services.metrics, services.settings
@@ -62,11 +62,17 @@ async def _load_models(services: Services, embedder: Embedder | None) -> None:
     )
 
     def build() -> AssistEngine:
-        model = embedder or SentenceTransformerEmbedder(settings.model_path, threads=settings.torch_threads)
+        model = embedder or create_embedder(
+            settings.embedder,
+            settings.model_path,
+            cache_dir=settings.cache_dir,
+            threads=settings.model_threads,
+        )
         services.embedder = model
         return AssistEngine.build(
             services.config,
             model,
+            cache_dir=settings.cache_dir,
             analysis_budget_s=settings.analysis_timeout_ms / 1000,
             max_batch=settings.embed_batch_max,
             stats=stats,

@@ -18,8 +18,10 @@ import typer
 app = typer.Typer(help="callassist: real-time agent assist for call centers.", no_args_is_help=True)
 intents_app = typer.Typer(help="Intent classifier tools.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Protocol v1 tools.", no_args_is_help=True)
+model_app = typer.Typer(help="Embedding model tools.", no_args_is_help=True)
 app.add_typer(intents_app, name="intents")
 app.add_typer(protocol_app, name="protocol")
+app.add_typer(model_app, name="model")
 
 
 def _setup_logging(level: str) -> None:
@@ -44,6 +46,7 @@ def serve(
     bus: str = typer.Option("memory://", help="Event bus: memory:// or redis://host:port/db."),
     store: Path = typer.Option(Path("var/callassist.db"), help="SQLite file for call records."),
     workers: int = typer.Option(1, min=1, help="Worker processes (needs a redis:// bus to share state)."),
+    embedder: str = typer.Option("onnx", help="Embedding backend: onnx, onnx-int8 or torch."),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run the assist server (with no --config: the bundled Northwind Connect demo)."""
@@ -126,12 +129,13 @@ def intents_evaluate(
     seed: int = typer.Option(0, help="Seed for --per-intent sampling."),
     regularization: float = typer.Option(10.0, help="Inverse L2 strength of the logistic regression."),
     model: str | None = typer.Option(None, help="sentence-transformers model directory."),
+    embedder: str = typer.Option("onnx", help="Embedding backend: onnx, onnx-int8 or torch."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Fit the intent classifier on EXAMPLES and print accuracy and macro-F1 on TEST."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    from assist.embedding import SentenceTransformerEmbedder
+    from assist.embedding import create_embedder
     from assist.intent import IntentModel
 
     train_texts, train_labels = _read_labelled(examples)
@@ -145,12 +149,13 @@ def intents_evaluate(
         train_texts = [train_texts[i] for i in chosen]
         train_labels = [train_labels[i] for i in chosen]
     started = time.perf_counter()
-    embedder = SentenceTransformerEmbedder(model)
-    train_vectors = embedder.encode(train_texts)
-    test_vectors = embedder.encode(test_texts)
+    encoder = create_embedder(embedder, model, cache_dir=Path("var/cache"))
+    train_vectors = encoder.encode(train_texts)
+    test_vectors = encoder.encode(test_texts)
     classifier = IntentModel.fit(train_vectors, train_labels, regularization=regularization)
     predicted = classifier.predict(test_vectors)
     result = {
+        "embedder": encoder.name,
         "train_examples": len(train_texts),
         "intents": len(set(train_labels)),
         "test_examples": len(test_texts),
@@ -167,11 +172,36 @@ def intents_evaluate(
     )
 
 
+@model_app.command("export")
+def model_export(
+    model: str | None = typer.Option(
+        None, help="sentence-transformers model directory (default: all-MiniLM-L6-v2)."
+    ),
+    cache_dir: Path = typer.Option(Path("var/cache"), help="Where exported models are kept."),
+    quantization: list[str] = typer.Option(["fp32", "int8"], help="fp32 and/or int8."),
+) -> None:
+    """Export the embedding model to ONNX once, so the server starts and runs without torch."""
+    from assist.embedding import default_model_path
+    from assist.onnx_embedder import export
+
+    path = Path(model or default_model_path())
+    for q in quantization:
+        typer.echo(f"{q}: {export(path, cache_dir, q)}")
+
+
 @protocol_app.command("schema")
-def protocol_schema() -> None:
+def protocol_schema(
+    update_docs: bool = typer.Option(
+        False, "--update-docs", help="Rewrite the schema section of docs/protocol.md."
+    ),
+) -> None:
     """Print the JSON Schema of every protocol message."""
     from assist.protocol import json_schemas
+    from server.protocol_docs import DOC, update
 
+    if update_docs:
+        typer.echo(f"{DOC}: {'updated' if update() else 'already current'}")
+        return
     json.dump(json_schemas(), sys.stdout, indent=2)
     sys.stdout.write("\n")
 

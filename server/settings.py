@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     config: Path | None = Field(default=None, description="Assist YAML config; the bundled demo when unset.")
     bus_url: str = Field(default="memory://", description="memory:// (one process) or redis://host:port/db")
     store_path: Path = Field(default=Path("var/callassist.db"), description="SQLite file for call records.")
+    cache_dir: Path | None = Field(
+        default=Path("var/cache"), description="Fitted models and embeddings cache."
+    )
     model_path: str | None = Field(default=None, description="sentence-transformers model directory.")
+    embedder: str = Field(default="onnx", description="onnx (default), onnx-int8 or torch.")
     process_name: str = Field(default_factory=_process_name)
 
     max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)
@@ -38,7 +42,9 @@ class Settings(BaseSettings):
     )
     analysis_timeout_ms: float = Field(default=1500.0, gt=0)
     embed_batch_max: int = Field(default=32, ge=1)
-    torch_threads: int | None = Field(default=None, ge=1)
+    model_threads: int | None = Field(
+        default=None, ge=1, description="Inference threads (default: 1 for ONNX)."
+    )
     end_drain_seconds: float = Field(
         default=10.0, gt=0, description="Wait for in-flight analyses at call end."
     )

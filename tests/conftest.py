@@ -19,9 +19,10 @@ from tests.helpers import RunningServer, start_server
 
 @pytest.fixture(scope="session")
 def embedder() -> Any:
-    from assist.embedding import SentenceTransformerEmbedder
+    """The production embedder (ONNX export of all-MiniLM-L6-v2, made by `make install`)."""
+    from assist.embedding import create_embedder
 
-    return SentenceTransformerEmbedder()
+    return create_embedder("onnx", cache_dir=Path("var/cache"))
 
 
 @pytest.fixture(scope="session")

@@ -58,3 +58,9 @@ def test_plain_text_untouched() -> None:
     """Ordinary numbers (prices, dates) are left alone."""
     text = "your bill was 84 dollars on the 5th, plan Fibre 500"
     assert redact(text) == text
+
+
+def test_reference_codes_are_not_pii() -> None:
+    """Reference and product codes next to the word 'account' are not account numbers."""
+    text = "a refund to your bank account ending 2207 under reference BC-2291740, router error E-1042"
+    assert find_pii(text) == []

@@ -166,3 +166,12 @@ def test_parser_on_structured_garbage(frame: dict[str, object]) -> None:
         parse_client_frame(json.dumps(frame))
     except ProtocolError as error:
         assert error.code in {"missing_field", "invalid_field", "unknown_type"}
+
+
+def test_protocol_doc_schemas_are_current() -> None:
+    """docs/protocol.md carries the schemas generated from the code (run
+    `callassist protocol schema --update-docs` after changing a message)."""
+    from server.protocol_docs import DOC, render
+
+    text = DOC.read_text(encoding="utf-8")
+    assert render(text) == text

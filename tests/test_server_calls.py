@@ -47,6 +47,7 @@ async def test_whole_call(shared_server: RunningServer) -> None:
             await agent.wait_for(lambda ev: len([e for e in ev if e["type"] == "assist"]) == 2)
             ack = await phone.end()
         assert ack == {"type": "ended", "call_id": "whole-1", "stored": True, "utterances": 4}
+        assert_valid(ack)
         await agent.wait_for(lambda ev: any(e["type"] == "call_ended" for e in ev))
         await board.wait_for(lambda ev: any(e["type"] == "call_ended" for e in ev))
 
@@ -59,9 +60,8 @@ async def test_whole_call(shared_server: RunningServer) -> None:
     assert first["suggested_action"] and first["degraded"] == []
     assert -1 <= first["sentiment"] <= 1 and first["sentiment_trend"] == "stable"
     assert 0 < first["latency_ms"] < 2000
-    for event in agent.events:
-        if event["type"] != "snapshot":
-            assert_valid(event)
+    for event in agent.events + board.events:
+        assert_valid(event)
     transcript = agent.of_type("transcript")
     assert [t["is_final"] for t in transcript if t["utterance_id"] == "u-1"] == [False, True]
     assert board.events[0]["type"] == "snapshot"
@@ -204,6 +204,8 @@ async def test_agent_reconnect_gets_call_state(shared_server: RunningServer) -> 
             await second.wait_for(lambda ev: len(ev) >= 2)
         await phone.end()
     snapshot, state = second.events[0], second.events[1]
+    assert_valid(snapshot)
+    assert_valid(state)
     assert snapshot["type"] == "snapshot" and [c["call_id"] for c in snapshot["calls"]] == ["resume-1"]
     assert state["type"] == "call_state" and state["last_assist"]["utterance_id"] == "u-1"
     assert [t["text"] for t in state["transcript"]] == ["my TV says error TV-301"]
