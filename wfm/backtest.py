@@ -144,9 +144,9 @@ def format_table(result: BacktestResult) -> str:
     ]
     for s in sorted(result.scores, key=lambda s: s.wape_interval):
         gain = result.improvement(s.method)
+        versus = "" if gain is None else "baseline" if s.method == "seasonal_naive" else f"{-gain:+.1%}"
         lines.append(
-            f"{s.method:<22}{s.wape_interval:>14.2%}{s.bias:>+14.2%}{s.wape_day:>10.2%}{s.bias:>+10.2%}"
-            f"{'' if gain is None else f'{-gain:+.1%}':>10}"
+            f"{s.method:<22}{s.wape_interval:>14.2%}{s.bias:>+14.2%}{s.wape_day:>10.2%}{s.bias:>+10.2%}{versus:>10}"
         )
     lines.append(f"best: {result.best().method}")
     return "\n".join(lines)
