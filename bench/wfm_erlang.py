@@ -40,19 +40,26 @@ def main() -> None:
     median, p95, plan = measure(
         lambda: [erlang_c_staffing(calls, 240, 1800, target, shrinkage=0.3) for calls in day], args.repeat
     )
-    print(f"Erlang C 48-interval day (peak 8,000 Erlangs): median {median:.2f} ms, p95 {p95:.2f} ms,"
-          f" peak {max(s.agents for s in plan)} agents")  # type: ignore[attr-defined]
+    print(
+        f"Erlang C 48-interval day (peak 8,000 Erlangs): median {median:.2f} ms, p95 {p95:.2f} ms,"
+        f" peak {max(s.agents for s in plan)} agents"
+    )  # type: ignore[attr-defined]
 
     small = [600 * max(0.02, math.sin(math.pi * (i + 0.5) / 48)) ** 2 for i in range(48)]
     median, p95, _ = measure(lambda: [erlang_c_staffing(c, 240, 1800, target) for c in small], args.repeat)
     print(f"Erlang C 48-interval day (peak 80 Erlangs): median {median:.2f} ms, p95 {p95:.2f} ms")
 
     abandon = ServiceTarget(service_level=0.8, answer_seconds=20, max_abandon=0.02)
-    median, p95, a = measure(lambda: erlang_a_staffing(60_000, 240, 1800, 120, abandon), max(5, args.repeat // 5))
-    print(f"Erlang A 8,000 Erlangs, patience 120 s, SL 80/20 + abandon <= 2% -> {a.agents} agents:"  # type: ignore[attr-defined]
-          f" median {median:.2f} ms, p95 {p95:.2f} ms")
+    median, p95, a = measure(
+        lambda: erlang_a_staffing(60_000, 240, 1800, 120, abandon), max(5, args.repeat // 5)
+    )
+    print(
+        f"Erlang A 8,000 Erlangs, patience 120 s, SL 80/20 + abandon <= 2% -> {a.agents} agents:"  # type: ignore[attr-defined]
+        f" median {median:.2f} ms, p95 {p95:.2f} ms"
+    )
     median, p95, _ = measure(
-        lambda: [erlang_a_staffing(calls, 240, 1800, 120, abandon) for calls in day], max(3, args.repeat // 10)
+        lambda: [erlang_a_staffing(calls, 240, 1800, 120, abandon) for calls in day],
+        max(3, args.repeat // 10),
     )
     print(f"Erlang A 48-interval day (peak 8,000 Erlangs): median {median:.1f} ms, p95 {p95:.1f} ms")
 

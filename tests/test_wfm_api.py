@@ -31,7 +31,15 @@ def seed_call_store(path: Path) -> int:
                     conn.execute(
                         "INSERT INTO calls (call_id, agent_id, started_at, ended_at, duration, record, stored_at)"
                         " VALUES (?,?,?,?,?,?,?)",
-                        (f"c{count}", "a1", start.timestamp(), start.timestamp() + 240, 240.0, json.dumps(record), 0),
+                        (
+                            f"c{count}",
+                            "a1",
+                            start.timestamp(),
+                            start.timestamp() + 240,
+                            240.0,
+                            json.dumps(record),
+                            0,
+                        ),
                     )
                     count += 1
         day += timedelta(days=1)
@@ -61,7 +69,11 @@ async def test_wfm_rest_endpoints(server_factory: Any, tmp_path: Path) -> None:
             json={
                 **example,
                 "intervals": [
-                    {"interval_start": f"2024-01-22T{9 + i // 2:02d}:{30 * (i % 2):02d}", "calls": 60, "aht_seconds": 180}
+                    {
+                        "interval_start": f"2024-01-22T{9 + i // 2:02d}:{30 * (i % 2):02d}",
+                        "calls": 60,
+                        "aht_seconds": 180,
+                    }
                     for i in range(8)
                 ],
                 "schedule": {"shift_types": [{"name": "4h", "hours": 4}], "start_step_minutes": 60},
@@ -69,10 +81,12 @@ async def test_wfm_rest_endpoints(server_factory: Any, tmp_path: Path) -> None:
         )
         bad_level = await client.post("/v1/wfm/staffing", json={**example, "target": {"service_level": 1.2}})
         negative = await client.post(
-            "/v1/wfm/staffing", json={"intervals": [{"interval_start": "2024-01-22T09:00", "calls": -5, "aht_seconds": 180}]}
+            "/v1/wfm/staffing",
+            json={"intervals": [{"interval_start": "2024-01-22T09:00", "calls": -5, "aht_seconds": 180}]},
         )
         zero_aht = await client.post(
-            "/v1/wfm/staffing", json={"intervals": [{"interval_start": "2024-01-22T09:00", "calls": 5, "aht_seconds": 0}]}
+            "/v1/wfm/staffing",
+            json={"intervals": [{"interval_start": "2024-01-22T09:00", "calls": 5, "aht_seconds": 0}]},
         )
         gap = await client.post(
             "/v1/wfm/staffing",
@@ -87,7 +101,9 @@ async def test_wfm_rest_endpoints(server_factory: Any, tmp_path: Path) -> None:
         )
         not_json = await client.post("/v1/wfm/staffing", content=b"{nope")
         forecast = await client.get("/v1/wfm/forecast", params={"date": "2024-01-22", "tz": "UTC"})
-        forecast_csv = await client.get("/v1/wfm/forecast", params={"date": "2024-01-22", "tz": "UTC", "format": "csv"})
+        forecast_csv = await client.get(
+            "/v1/wfm/forecast", params={"date": "2024-01-22", "tz": "UTC", "format": "csv"}
+        )
         no_date = await client.get("/v1/wfm/forecast")
         bad_zone = await client.get("/v1/wfm/forecast", params={"date": "2024-01-22", "tz": "Mars/Base"})
 
@@ -107,7 +123,11 @@ async def test_wfm_rest_endpoints(server_factory: Any, tmp_path: Path) -> None:
     assert all(row["staffed"] >= row["required"] for row in schedule["coverage"])
     assert schedule["paid_hours"] == 4 * sum(s["count"] for s in schedule["shifts"])
 
-    for response, field in ((bad_level, "service_level"), (negative, "intervals[0].calls"), (zero_aht, "intervals[0].aht_seconds")):
+    for response, field in (
+        (bad_level, "service_level"),
+        (negative, "intervals[0].calls"),
+        (zero_aht, "intervals[0].aht_seconds"),
+    ):
         assert response.status_code == 422, response.text
         assert response.json()["error"]["field"] == field
     assert gap.status_code == 422 and gap.json()["error"]["code"] == "missing_intervals"
@@ -117,7 +137,9 @@ async def test_wfm_rest_endpoints(server_factory: Any, tmp_path: Path) -> None:
     result = forecast.json()
     assert result["history_calls"] == stored
     rows = result["intervals"]
-    assert [r["interval_start"] for r in rows] == [f"2024-01-22T{t}" for t in ("09:00", "09:30", "10:00", "10:30")]
+    assert [r["interval_start"] for r in rows] == [
+        f"2024-01-22T{t}" for t in ("09:00", "09:30", "10:00", "10:30")
+    ]
     volumes = [r["predicted_volume"] for r in rows]
     assert volumes[1] > volumes[0] and all(8 <= v <= 20 for v in volumes)
     assert all(r["required_agents"] >= 1 and r["scheduled_agents"] >= r["required_agents"] for r in rows)

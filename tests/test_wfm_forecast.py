@@ -18,7 +18,9 @@ from wfm.methods import CalendarRegression, OpenCalendar, SeasonalNaive, SeedWei
 MONDAY = date(2024, 1, 1)
 
 
-def weekday_history(weeks: int, *, seed: int = 1, slots: int = 6, noise: bool = True) -> list[tuple[datetime, float, None]]:
+def weekday_history(
+    weeks: int, *, seed: int = 1, slots: int = 6, noise: bool = True
+) -> list[tuple[datetime, float, None]]:
     """Weekdays 09:00-12:00 at 30 min: weekday x intraday shape, Poisson noise, month-start peaks."""
     rng = np.random.default_rng(seed)
     shape = np.array([0.6, 1.0, 1.3, 1.2, 1.0, 0.9])[:slots]
@@ -30,7 +32,13 @@ def weekday_history(weeks: int, *, seed: int = 1, slots: int = 6, noise: bool = 
             boost = 1.4 if day.day <= 2 else 1.0
             for i in range(slots):
                 mean = 200 * weekday[day.weekday()] * shape[i] * boost
-                rows.append((datetime.combine(day, time(9 + i // 2, 30 * (i % 2))), float(rng.poisson(mean) if noise else mean), None))
+                rows.append(
+                    (
+                        datetime.combine(day, time(9 + i // 2, 30 * (i % 2))),
+                        float(rng.poisson(mean) if noise else mean),
+                        None,
+                    )
+                )
         day += timedelta(days=1)
     return rows
 
@@ -45,13 +53,17 @@ def test_csv_aggregates_five_minute_rows(tmp_path: Path) -> None:
     history = read_history_csv(path, 30)
     assert history.slots == (time(9, 0), time(9, 30))
     assert history.calls.tolist() == [[15.0, 51.0]]
-    assert history.aht[0, 0] == pytest.approx((0 * 100 + 1 * 110 + 2 * 100 + 3 * 110 + 4 * 100 + 5 * 110) / 15)
+    assert history.aht[0, 0] == pytest.approx(
+        (0 * 100 + 1 * 110 + 2 * 100 + 3 * 110 + 4 * 100 + 5 * 110) / 15
+    )
 
 
 def test_csv_with_date_and_start_time_columns(tmp_path: Path) -> None:
     """The fpp2 layout (date, start_time, calls) reads like timestamp,calls."""
     path = tmp_path / "h.csv"
-    path.write_text("date,weekday,interval,start_time,calls\n2003-03-03,Mon,1,07:00,11\n2003-03-03,Mon,2,07:05,13\n")
+    path.write_text(
+        "date,weekday,interval,start_time,calls\n2003-03-03,Mon,1,07:00,11\n2003-03-03,Mon,2,07:05,13\n"
+    )
     history = read_history_csv(path, 30)
     assert history.days == (date(2003, 3, 3),) and history.calls.tolist() == [[24.0]]
 
@@ -159,7 +171,9 @@ def test_default_beats_seasonal_naive_on_fpp2() -> None:
     """On the real fpp2 bank call centre data the default beats seasonal naive by >= 10% WAPE/interval."""
     history = read_history_csv(_fpp2(), 30)  # type: ignore[arg-type]
     assert history.calls.shape == (164, 29)
-    result = rolling_origin(history, list(available_methods().values()), horizon_days=5, min_train_days=40, step_days=2)
+    result = rolling_origin(
+        history, list(available_methods().values()), horizon_days=5, min_train_days=40, step_days=2
+    )
     assert result.best().method == "calendar_regression"
     assert result.improvement("calendar_regression") >= 0.10
 
@@ -171,7 +185,9 @@ def test_forecast_day_applies_seed_adjustments() -> None:
     plain = Forecaster(method=SeedWeighted()).forecast_day(history, day)
     campaigns = [Campaign("a", day, day, 0.4), Campaign("b", day, day, 0.3)]
     outage = Outage("ivr", datetime.combine(day, time(10, 0)), datetime.combine(day, time(11, 0)), 1.0)
-    lifted = Forecaster(method=SeedWeighted(), campaigns=campaigns, outages=[outage]).forecast_day(history, day)
+    lifted = Forecaster(method=SeedWeighted(), campaigns=campaigns, outages=[outage]).forecast_day(
+        history, day
+    )
     for before, after in zip(plain, lifted, strict=True):
         spike = 2.0 if time(10) <= before.interval_start.time() < time(11) else 1.0
         assert after.predicted_volume == pytest.approx(before.predicted_volume * 1.5 * spike)

@@ -27,7 +27,9 @@ def test_flat_requirement_without_breaks() -> None:
 
 def test_breaks_are_placed_in_their_windows_and_lunch_is_unpaid() -> None:
     """Each shift's break and lunch fall inside their windows; coverage counts them as absent."""
-    shift = ShiftType("6h", 6.0, (Break(15, 60, 120, name="break"), Break(30, 150, 210, paid=False, name="lunch")))
+    shift = ShiftType(
+        "6h", 6.0, (Break(15, 60, 120, name="break"), Break(30, 150, 210, paid=False, name="lunch"))
+    )
     rules = ShiftRules(shift_types=(shift,), start_step_minutes=30, time_limit_seconds=30)
     required = [2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 2, 2]
     result = build_schedule(starts(len(required)), required, rules)
@@ -44,7 +46,10 @@ def test_breaks_are_placed_in_their_windows_and_lunch_is_unpaid() -> None:
         staffed = 0.0
         for a in result.shifts:
             on = max(timedelta(0), min(end, a.end) - max(row.interval_start, a.start))
-            off = sum((max(timedelta(0), min(end, e) - max(row.interval_start, s)) for _, s, e, _ in a.breaks), timedelta(0))
+            off = sum(
+                (max(timedelta(0), min(end, e) - max(row.interval_start, s)) for _, s, e, _ in a.breaks),
+                timedelta(0),
+            )
             staffed += a.count * (on - off) / timedelta(minutes=30)
         assert staffed == pytest.approx(row.staffed)
         assert staffed >= row.required
