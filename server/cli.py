@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from wfm.cli import wfm_app
+
 app = typer.Typer(help="callassist: real-time agent assist for call centers.", no_args_is_help=True)
 intents_app = typer.Typer(help="Intent classifier tools.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Protocol v1 tools.", no_args_is_help=True)
@@ -22,6 +24,7 @@ model_app = typer.Typer(help="Embedding model tools.", no_args_is_help=True)
 app.add_typer(intents_app, name="intents")
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(model_app, name="model")
+app.add_typer(wfm_app, name="wfm")
 
 
 def _setup_logging(level: str) -> None:
