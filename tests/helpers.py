@@ -105,7 +105,9 @@ class Listener:
             await self.task
 
     def of_type(self, event_type: str, **match: Any) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["type"] == event_type and all(e.get(k) == v for k, v in match.items())]
+        return [
+            e for e in self.events if e["type"] == event_type and all(e.get(k) == v for k, v in match.items())
+        ]
 
     async def wait_for(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 5000 * MS

@@ -23,7 +23,9 @@ def kinds(listener: Listener, call_id: str) -> list[tuple[str, bool]]:
 
 def alerts(board: Listener, call_id: str) -> list[tuple[str, str | None]]:
     """Compliance alerts on the wall board (sentiment alerts are tested on their own)."""
-    return [(e["kind"], e["rule_id"]) for e in board.of_type("alert", call_id=call_id, kind="compliance_breach")]
+    return [
+        (e["kind"], e["rule_id"]) for e in board.of_type("alert", call_id=call_id, kind="compliance_breach")
+    ]
 
 
 async def run_call(
