@@ -38,7 +38,7 @@ class SentenceTransformerEmbedder:
         if threads:
             torch.set_num_threads(threads)
         path = str(model_path or default_model_path())
-        self.name = Path(path).name
+        self.name = Path(path).name if model_path else "all-MiniLM-L6-v2"  # the packaged default
         self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
         dim = self._model.get_embedding_dimension()
         self.dim = int(dim) if dim else int(self.encode(["dimension probe"]).shape[1])

@@ -67,6 +67,7 @@ async def _load_models(services: Services, embedder: Embedder | None) -> None:
         return AssistEngine.build(
             services.config,
             model,
+            knowledge_dir=settings.kb_dir,
             analysis_budget_s=settings.analysis_timeout_ms / 1000,
             max_batch=settings.embed_batch_max,
             stats=stats,

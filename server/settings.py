@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     bus_url: str = Field(default="memory://", description="memory:// (one process) or redis://host:port/db")
     store_path: Path = Field(default=Path("var/callassist.db"), description="SQLite file for call records.")
     model_path: str | None = Field(default=None, description="sentence-transformers model directory.")
+    kb_dir: Path | None = Field(
+        default=Path("var/kb"), description="Knowledge-base indexes and embedding cache (None: in memory)."
+    )
     process_name: str = Field(default_factory=_process_name)
 
     max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)
