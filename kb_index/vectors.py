@@ -71,7 +71,7 @@ class VectorIndex:
         nlist = nlist or default_nlist(count)
         nlist = max(1, min(nlist, count // TRAIN_POINTS_PER_LIST or 1))
         sample = training
-        limit = nlist * 256
+        limit = nlist * 64  # k-means cost grows with the sample; 64 points per list is plenty
         if count > limit:
             rng = np.random.default_rng(0)  # deterministic training for reproducible builds
             sample = training[rng.choice(count, limit, replace=False)]
@@ -100,12 +100,15 @@ class VectorIndex:
         """Add (or replace: FAISS ids are unique only if we remove first) vectors under ``ids``."""
         ids = _as_ids(ids)
         if len(ids):
-            self._index.remove_ids(ids)
+            self.remove(ids)
             self._index.add_with_ids(_as_matrix(vectors), ids)
 
     def remove(self, ids: np.ndarray | list[int]) -> int:
         ids = _as_ids(ids)
-        return int(self._index.remove_ids(ids)) if len(ids) else 0
+        if not len(ids):
+            return 0
+        # IDSelectorArray lets IVF's hashtable direct map remove in O(ids) instead of scanning every list.
+        return int(self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))))
 
     def search(
         self, queries: np.ndarray, depth: int, allowed: np.ndarray | None = None
