@@ -49,10 +49,21 @@ class IntentSettings(_Model):
 
 
 class KnowledgeBaseSettings(_Model):
-    path: Path
+    path: Path | None = Field(default=None, description="Folder or file of articles synced at start.")
     top_k: int = Field(default=3, ge=1, le=20)
-    min_score: float = Field(default=0.35, ge=-1, le=1)
-    index_dir: Path | None = None
+    min_score: float = Field(default=0.35, ge=-1, le=1, description="Cosine floor of a suggestion.")
+    index_dir: Path | None = Field(
+        default=None, description="Where the index lives; default: a folder under the server's kb_dir."
+    )
+    search: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    min_lexical_score: float = Field(
+        default=6.0, ge=0, description="BM25 score that shows a hit even below min_score."
+    )
+    rrf_k: int = Field(default=60, ge=1)
+    index: Literal["auto", "flat", "ivf"] = "auto"
+    ann_threshold: int = Field(default=50_000, ge=1, description="'auto': IVF from this many chunks.")
+    nlist: int | None = Field(default=None, ge=1)
+    nprobe: int | None = Field(default=None, ge=1)
 
 
 class Matcher(_Model):

@@ -26,8 +26,9 @@ from assist.protocol import StartFrame, UtteranceFrame
 from assist.semantic import ExemplarBank, SemanticAnalyzer, SemanticRequest
 from assist.sentiment import TRAINING_DATA, SentimentAnalyzer, SentimentHead, SentimentScore, read_labelled
 from assist.session import CallSession
-from kb_index.articles import load_markdown_dir
-from kb_index.index import KnowledgeIndex
+from kb_index.index import KnowledgeIndex, RetrievalSettings, default_directory, source_key
+from kb_index.ingest import load_source
+from kb_index.vectors import IndexSpec
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,26 @@ def fit_intents(config: AssistConfig, embedder: Embedder) -> IntentModel:
     return IntentModel.fit(embedder.encode(texts), labels, regularization=config.intent.regularization)
 
 
-def build_knowledge(config: AssistConfig, embedder: Embedder) -> KnowledgeIndex:
-    return KnowledgeIndex.build(load_markdown_dir(config.knowledge_base.path), embedder.encode)
+def build_knowledge(
+    config: AssistConfig, embedder: Embedder, knowledge_dir: Path | None = None
+) -> KnowledgeIndex:
+    """Open the persistent knowledge base (in memory without a directory) and sync the
+    configured source into it; only chunks missing from the embedding cache are embedded."""
+    kb = config.knowledge_base
+    directory = kb.index_dir or (default_directory(knowledge_dir, kb.path) if knowledge_dir else None)
+    index = KnowledgeIndex.open(
+        directory,
+        embedder.encode,
+        model_name=embedder.name,
+        spec=IndexSpec(kind=kb.index, ann_threshold=kb.ann_threshold, nlist=kb.nlist, nprobe=kb.nprobe),
+        retrieval=RetrievalSettings(mode=kb.search, rrf_k=kb.rrf_k, min_lexical_score=kb.min_lexical_score),
+    )
+    if kb.path is not None:
+        report = index.sync_source(load_source(kb.path), source_key(kb.path))
+        log.info("knowledge base %s synced from %s: %s", directory or "(memory)", kb.path, report.to_dict())
+    if index.dirty:
+        index.save_snapshot()
+    return index
 
 
 def fit_sentiment_head(
@@ -85,11 +104,13 @@ class AssistEngine:
         max_batch: int = 32,
         stats: EngineStats | None = None,
         sentiment_head: SentimentHead | None = None,
+        exemplar_embedder: Embedder | None = None,
     ) -> None:
         self.config = config
         self.embedder = embedder
         self.intents = intents
-        self.knowledge = knowledge  # replaced whole on KB updates; readers take one reference per batch
+        # Updated in place by KB edits (thread-safe, see kb_index.index); the worker reads it once per batch.
+        self.knowledge = knowledge
         self.policy = CompliancePolicy(config.compliance)
         self.sentiment = SentimentAnalyzer(
             config.sentiment.lexicon, config.sentiment.phrases, tuned=config.sentiment.tuned
@@ -100,7 +121,7 @@ class AssistEngine:
             embedder,
             intents,
             lambda: self.knowledge,
-            ExemplarBank(self.policy.exemplar_groups(), embedder),
+            ExemplarBank(self.policy.exemplar_groups(), exemplar_embedder or embedder),
             top_k=config.knowledge_base.top_k,
             min_score=config.knowledge_base.min_score,
             sentiment=self.sentiment,
@@ -113,17 +134,27 @@ class AssistEngine:
 
     @classmethod
     def build(
-        cls, config: AssistConfig, embedder: Embedder, *, cache_dir: Path | None = None, **kwargs: object
+        cls,
+        config: AssistConfig,
+        embedder: Embedder,
+        *,
+        knowledge_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        **kwargs: object,
     ) -> AssistEngine:
-        """Blocking (fits intents, embeds the knowledge base): run it in a thread at start-up."""
+        """Blocking (fits intents and the sentiment head, loads the knowledge base): run it
+        in a thread at start-up. Restarts reuse cached embeddings and fits."""
         started = time.perf_counter()
-        intents = fit_intents(config, embedder)
-        knowledge = build_knowledge(config, embedder)
+        knowledge = build_knowledge(config, embedder, knowledge_dir)
+        cached = knowledge.cached_embedder(embedder.name)
+        intents = fit_intents(config, cached)
         analyzer = SentimentAnalyzer(
             config.sentiment.lexicon, config.sentiment.phrases, tuned=config.sentiment.tuned
         )
-        head = fit_sentiment_head(config, embedder, analyzer, cache_dir)
-        engine = cls(config, embedder, intents, knowledge, sentiment_head=head, **kwargs)  # type: ignore[arg-type]
+        head = fit_sentiment_head(config, cached, analyzer, cache_dir)
+        engine = cls(
+            config, embedder, intents, knowledge, sentiment_head=head, exemplar_embedder=cached, **kwargs
+        )  # type: ignore[arg-type]
         log.info(
             "assist engine ready: %d intents, %d KB chunks, %d compliance matchers in %.1f s",
             len(intents.labels),
@@ -139,6 +170,7 @@ class AssistEngine:
     async def close(self) -> None:
         await self._batcher.close()
         self._sentiment_pool.shutdown(wait=True, cancel_futures=True)
+        self.knowledge.close()
 
     @property
     def pending(self) -> int:

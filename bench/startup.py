@@ -34,7 +34,18 @@ def time_to_ready(cache: Path, store: Path) -> tuple[float, float]:
     env_cache = {"CALLASSIST_CACHE_DIR": str(cache)}
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--store", str(store), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--store",
+            str(store),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env={**__import__("os").environ, **env_cache},
     )
@@ -67,7 +78,9 @@ def main() -> None:
         for run in range(args.runs):
             kind = "cold" if run == 0 else "warm"
             wall, inside = time_to_ready(cache, Path(tmp) / f"s{run}.db")
-            print(f"run {run + 1} ({kind}): /healthz 200 after {wall:.1f} s (process start -> ready {inside:.1f} s)")
+            print(
+                f"run {run + 1} ({kind}): /healthz 200 after {wall:.1f} s (process start -> ready {inside:.1f} s)"
+            )
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ async def _load_models(services: Services, embedder: Embedder | None) -> None:
             services.config,
             model,
             cache_dir=settings.cache_dir,
+            knowledge_dir=settings.kb_dir,
             analysis_budget_s=settings.analysis_timeout_ms / 1000,
             max_batch=settings.embed_batch_max,
             stats=stats,

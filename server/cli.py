@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from server.kb_cli import kb_app
 from wfm.cli import wfm_app
 
 app = typer.Typer(help="callassist: real-time agent assist for call centers.", no_args_is_help=True)
@@ -25,6 +26,7 @@ app.add_typer(intents_app, name="intents")
 app.add_typer(protocol_app, name="protocol")
 app.add_typer(model_app, name="model")
 app.add_typer(wfm_app, name="wfm")
+app.add_typer(kb_app, name="kb")
 
 
 def _setup_logging(level: str) -> None:

@@ -28,6 +28,7 @@ class Extension(Protocol):
 
 def default_extensions() -> list[Extension]:
     """The extensions a plain ``callassist serve`` runs, in start order."""
+    from server.kb_api import KnowledgeBaseExtension
     from wfm.api import WfmExtension
 
-    return [WfmExtension()]
+    return [KnowledgeBaseExtension(), WfmExtension()]

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     )
     model_path: str | None = Field(default=None, description="sentence-transformers model directory.")
     embedder: str = Field(default="onnx", description="onnx (default), onnx-int8 or torch.")
+    kb_dir: Path | None = Field(
+        default=Path("var/kb"), description="Knowledge-base indexes and embedding cache (None: in memory)."
+    )
     process_name: str = Field(default_factory=_process_name)
 
     max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)

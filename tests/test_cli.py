@@ -30,7 +30,16 @@ def test_serve_then_demo(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "CALLASSIST_CACHE_DIR": str(ROOT / "var" / "cache")}
     server = subprocess.Popen(
-        [str(CALLASSIST), "serve", "--port", str(port), "--store", str(tmp_path / "calls.db"), "--log-level", "warning"],
+        [
+            str(CALLASSIST),
+            "serve",
+            "--port",
+            str(port),
+            "--store",
+            str(tmp_path / "calls.db"),
+            "--log-level",
+            "warning",
+        ],
         cwd=tmp_path,
         env=env,
     )
