@@ -59,6 +59,9 @@ class KnowledgeBaseSettings(_Model):
     min_lexical_score: float = Field(
         default=6.0, ge=0, description="BM25 score that shows a hit even below min_score."
     )
+    question_margin: float = Field(
+        default=0.15, ge=0, le=1, description="Extra cosine needed when only a customer phrasing matched."
+    )
     rrf_k: int = Field(default=60, ge=1)
     index: Literal["auto", "flat", "ivf"] = "auto"
     ann_threshold: int = Field(default=50_000, ge=1, description="'auto': IVF from this many chunks.")

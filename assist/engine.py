@@ -51,7 +51,12 @@ def build_knowledge(
         embedder.encode,
         model_name=embedder.name,
         spec=IndexSpec(kind=kb.index, ann_threshold=kb.ann_threshold, nlist=kb.nlist, nprobe=kb.nprobe),
-        retrieval=RetrievalSettings(mode=kb.search, rrf_k=kb.rrf_k, min_lexical_score=kb.min_lexical_score),
+        retrieval=RetrievalSettings(
+            mode=kb.search,
+            rrf_k=kb.rrf_k,
+            min_lexical_score=kb.min_lexical_score,
+            question_margin=kb.question_margin,
+        ),
     )
     if kb.path is not None:
         report = index.sync_source(load_source(kb.path), source_key(kb.path))

@@ -191,7 +191,12 @@ class AssistEvent(BaseModel):
     intent: str
     intent_confidence: float
     intent_scores: dict[str, float]
-    sentiment: float = Field(ge=-1, le=1)
+    sentiment: float = Field(
+        ge=-1,
+        le=1,
+        description="Customer sentiment of this utterance: VADER stacked with the embedding head.",
+    )
+    sentiment_vader: float | None = Field(default=None, description="Plain VADER compound, for reference.")
     sentiment_label: Literal["positive", "neutral", "negative"]
     sentiment_trend: Literal["improving", "declining", "stable"]
     knowledge_articles: list[KnowledgeArticle]

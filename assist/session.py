@@ -316,6 +316,9 @@ class CallSession:
             "intent_confidence": round(self.intent.confidence, 4),
             "intent_scores": self.intent.scores,
             "sentiment": round(compound, 4),
+            "sentiment_vader": round(sentiment.value.compound, 4)
+            if sentiment.ok and sentiment.value
+            else None,
             "sentiment_label": self.mood,
             "sentiment_trend": trend,
             "knowledge_articles": articles,

@@ -18,6 +18,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TITLE_CHARS = 300
 MAX_BODY_CHARS = 200_000  # ~40 pages of text; a longer "article" is a manual and should be split
 MAX_TAGS = 50
+MAX_QUESTIONS = 50
+MAX_QUESTION_CHARS = 300
 
 
 class ArticleError(ValueError):
@@ -38,6 +40,7 @@ class Article:
     tags: tuple[str, ...] = field(default_factory=tuple)
     product: str | None = None
     language: str = "en"
+    questions: tuple[str, ...] = field(default_factory=tuple)  # how customers ask for this article
 
     @property
     def content_hash(self) -> str:
@@ -48,6 +51,7 @@ class Article:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["tags"] = list(self.tags)
+        data["questions"] = list(self.questions)
         return data
 
 
@@ -68,6 +72,30 @@ def _tags(value: object) -> tuple[str, ...]:
     if len(tags) > MAX_TAGS:
         raise ArticleError(f"too many tags ({len(tags)} > {MAX_TAGS})", field="tags")
     return tags
+
+
+def _questions(value: object, source: str) -> tuple[str, ...]:
+    """Customer phrasings: a list, or one string with one phrasing per line or '|'."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        items: Iterable[object] = re.split(r"[\n|]", value)
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        raise ArticleError(f"{source}: 'questions' must be a list of strings", field="questions")
+    questions = tuple(dict.fromkeys(q for q in (_text(i) for i in items) if q))
+    if len(questions) > MAX_QUESTIONS:
+        raise ArticleError(
+            f"{source}: too many questions ({len(questions)} > {MAX_QUESTIONS})", field="questions"
+        )
+    for question in questions:
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ArticleError(
+                f"{source}: a question is {len(question)} characters (limit {MAX_QUESTION_CHARS})",
+                field="questions",
+            )
+    return questions
 
 
 def make_article(data: Mapping[str, Any], *, source: str = "article") -> Article:
@@ -112,6 +140,7 @@ def make_article(data: Mapping[str, Any], *, source: str = "article") -> Article
         tags=_tags(data.get("tags")),
         product=_text(data.get("product")).lower() or None,
         language=language,
+        questions=_questions(data.get("questions"), source),
     )
 
 

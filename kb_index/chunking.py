@@ -27,9 +27,12 @@ class Chunk:
     product: str | None
     language: str
     tags: tuple[str, ...]
+    kind: str = "body"  # or "question": a customer phrasing of the article
 
     @property
     def embedding_text(self) -> str:
+        if self.kind == "question":  # short spoken query against short spoken phrasing
+            return self.text
         heading = f" {self.heading}." if self.heading and self.heading != self.title else ""
         return f"{self.title}.{heading} {self.text}"
 
@@ -119,4 +122,23 @@ def chunk_article(
                     tags=article.tags,
                 )
             )
+    # Customer phrasings bridge the gap between how articles are written and how callers
+    # talk ("my phone got nicked" vs "lost or stolen device"); they point at the top section.
+    first_anchor = chunks[0].anchor if chunks else "top"
+    for index, question in enumerate(article.questions):
+        chunks.append(
+            Chunk(
+                id=f"{article.id}#questions:{index}",
+                article_id=article.id,
+                title=article.title,
+                url=article.url,
+                anchor=first_anchor,
+                heading="How customers ask",
+                text=question,
+                product=article.product,
+                language=article.language,
+                tags=article.tags,
+                kind="question",
+            )
+        )
     return chunks

@@ -97,6 +97,9 @@ class RetrievalSettings:
     rrf_k: int = 60  # the constant of Cormack et al.; ranks past ~20 barely count
     depth: int = 40  # chunks taken from each retriever before fusion
     min_lexical_score: float = 6.0  # BM25 score that lets a hit through below min_score
+    # Short spoken phrasings match short chit-chat ("hello") more easily than article text
+    # does, so a hit found only through a customer phrasing needs this much more cosine.
+    question_margin: float = 0.15
 
 
 @dataclass
@@ -373,8 +376,11 @@ class KnowledgeIndex:
                 if chunk is None:
                     continue
                 entry = best.setdefault(
-                    chunk.article_id, {"fused": 0.0, "chunk": vid, "cos": None, "bm25": 0.0}
+                    chunk.article_id,
+                    {"fused": 0.0, "chunk": vid, "cos": None, "bm25": 0.0, "shown_cos": None},
                 )
+                if kind == "dense" and entry["shown_cos"] is None and score >= self._floor(chunk, min_score):
+                    entry["shown_cos"] = score  # the best chunk that clears its own floor
                 if kind in entry:
                     continue  # a later chunk of an article already ranked by this retriever
                 rank += 1
@@ -389,16 +395,18 @@ class KnowledgeIndex:
             cosine = entry["cos"]
             if cosine is None:  # found by BM25 only: its dense score still decides the floor
                 cosine = float(self._vectors.reconstruct([entry["chunk"]])[0] @ query)
-            if cosine < min_score and not (
-                mode != "dense" and entry["bm25"] >= self.retrieval.min_lexical_score
-            ):
+                if cosine >= self._floor(self._chunks[entry["chunk"]], min_score):
+                    entry["shown_cos"] = cosine
+            lexical_pass = mode != "dense" and entry["bm25"] >= self.retrieval.min_lexical_score
+            if entry["shown_cos"] is None and not lexical_pass:
                 continue
             chunk = self._chunks[entry["chunk"]]
+            shown = self._body_chunk(article_id) if chunk.kind == "question" else chunk
             hits.append(
                 ArticleHit(
                     id=article_id,
                     title=chunk.title,
-                    snippet=snippet_of(chunk.text),
+                    snippet=snippet_of(shown.text),
                     score=cosine,
                     url=chunk.url,
                     anchor=chunk.anchor,
@@ -409,6 +417,15 @@ class KnowledgeIndex:
             )
         hits.sort(key=lambda h: (-h.fused, -h.score, h.id))
         return hits[:k]
+
+    def _floor(self, chunk: Chunk, min_score: float) -> float:
+        return min_score + self.retrieval.question_margin if chunk.kind == "question" else min_score
+
+    def _body_chunk(self, article_id: str) -> Chunk:
+        """The article's first content chunk: what to show when a customer phrasing matched."""
+        chunks = [self._chunks[v] for v in self._article_chunks.get(article_id, ()) if v in self._chunks]
+        body = [c for c in chunks if c.kind == "body"]
+        return body[0] if body else chunks[0]
 
     def search_text(self, queries: Sequence[str], **kwargs: Any) -> list[list[ArticleHit]]:
         """Embed ``queries`` with this index's model, then ``search``. Blocking."""

@@ -1,5 +1,6 @@
 """Read articles from a folder of Markdown / HTML / plain-text files, or from JSONL and CSV
-exports (columns ``id, title, body, url, tags, product, language``).
+exports (columns ``id, title, body, url, tags, product, language`` and optionally
+``questions``: customer phrasings, one per line or separated by ``|``).
 
 HTML is reduced to Markdown-style headings and paragraphs so one chunker serves every format.
 """
@@ -21,7 +22,7 @@ HTML_SUFFIXES = {".html", ".htm"}
 TEXT_SUFFIXES = {".txt"}
 FILE_SUFFIXES = MARKDOWN_SUFFIXES | HTML_SUFFIXES | TEXT_SUFFIXES
 TABLE_SUFFIXES = {".jsonl", ".csv"}
-CSV_COLUMNS = ("id", "title", "body", "url", "tags", "product", "language")
+CSV_COLUMNS = ("id", "title", "body", "url", "tags", "product", "language", "questions")
 
 
 class _HtmlToMarkdown(HTMLParser):

@@ -36,10 +36,11 @@ def _open(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from assist.config import AssistConfig, ConfigError
-    from assist.embedding import SentenceTransformerEmbedder
+    from assist.embedding import create_embedder
     from kb_index.articles import ArticleError
     from kb_index.index import KnowledgeIndex, RetrievalSettings, default_directory
     from kb_index.vectors import IndexSpec
+    from server.settings import Settings
 
     try:
         config = AssistConfig.load(config_path)
@@ -47,7 +48,10 @@ def _open(
         raise _fail(str(exc)) from None
     kb = config.knowledge_base
     directory = index_dir or kb.index_dir or default_directory(kb_dir, kb.path)
-    embedder = SentenceTransformerEmbedder()
+    settings = Settings()  # the same embedder as the server (CALLASSIST_EMBEDDER etc.)
+    embedder = create_embedder(
+        settings.embedder, settings.model_path, cache_dir=settings.cache_dir, threads=settings.model_threads
+    )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -69,7 +73,10 @@ def _open(
                     kind=kb.index, ann_threshold=kb.ann_threshold, nlist=kb.nlist, nprobe=kb.nprobe
                 ),
                 retrieval=RetrievalSettings(
-                    mode=kb.search, rrf_k=kb.rrf_k, min_lexical_score=kb.min_lexical_score
+                    mode=kb.search,
+                    rrf_k=kb.rrf_k,
+                    min_lexical_score=kb.min_lexical_score,
+                    question_margin=kb.question_margin,
                 ),
                 progress=progress,
             )

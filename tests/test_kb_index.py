@@ -263,3 +263,35 @@ def test_evaluate_rejects_unknown_gold_ids(embedder: Any) -> None:
     with pytest.raises(ArticleError, match="not in the knowledge base"):
         evaluate(kb, [LabelledQuery("refund", "nope")])
     assert source_key(Path(".")) == str(Path(".").resolve())
+
+
+def test_customer_phrasings_find_the_article_and_show_its_text(embedder: Any, tmp_path: Path) -> None:
+    """A query that only matches how customers ask (not the article's wording) still finds the
+    article, and the snippet shows the article, not the phrasing."""
+    stolen = make_article(
+        {
+            "id": "lost-stolen",
+            "title": "Lost or stolen device",
+            "body": "## Block the SIM\n\nWe bar the SIM and the handset IMEI within one hour of the report.",
+            "questions": ["someone nicked my phone on the bus", "my mobile got pinched last night"],
+        }
+    )
+    kb = KnowledgeIndex.build([stolen, REFUND, ROAMING], embedder.encode, model_name=embedder.name)
+    assert [c.kind for c in chunk_article(stolen)] == ["body", "question", "question"]
+    (hits,) = kb.search_text(["uh yeah my phone got nicked this morning"], k=1, min_score=0.35)
+    assert hits and hits[0].id == "lost-stolen"
+    assert hits[0].snippet.startswith("We bar the SIM") and hits[0].anchor == "block-the-sim"
+    (nothing,) = kb.search_text(["hello, can you hear me?"], k=3, min_score=0.35)
+    assert "lost-stolen" not in {h.id for h in nothing}
+
+
+def test_questions_from_csv_and_validation(tmp_path: Path) -> None:
+    """A CSV 'questions' column takes one phrasing per line or '|'; bad values are refused."""
+    (tmp_path / "kb.csv").write_text(
+        'id,title,body,questions\nx,Title X,Body X,"my bill is huge|why so much this month"\n'
+    )
+    (article,) = load_source(tmp_path / "kb.csv")
+    assert article.questions == ("my bill is huge", "why so much this month")
+    with pytest.raises(ArticleError) as info:
+        make_article({"id": "y", "title": "T", "body": "B", "questions": {"not": "a list"}})
+    assert info.value.field == "questions"
