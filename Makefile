@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(VENV)/bin/callassist model export
+	$(VENV)/bin/callassist prepare
 	touch $(STAMP)
 
 serve: install

@@ -1,7 +1,9 @@
-"""Time from `callassist serve` to `/healthz` 200, cold (empty fit cache) and warm.
+"""Time from `callassist serve` to `/healthz` 200, cold and warm.
 
-The ONNX export is made once by `make install`; "cold" here means the sentiment-head fit
-and the knowledge-base embeddings are computed at start, "warm" that their caches exist.
+Cold: empty caches (only the ONNX export is kept), so the start embeds and indexes the
+knowledge base, the intent examples, the compliance exemplars and the sentiment training
+set — what a first start with a new config costs. Warm: every later start, and the first
+one after `callassist prepare` (which `make install` runs).
 
     .venv/bin/python bench/startup.py [--runs 3]
 """
@@ -31,7 +33,7 @@ def free_port() -> int:
 
 def time_to_ready(cache: Path, store: Path) -> tuple[float, float]:
     port = free_port()
-    env_cache = {"CALLASSIST_CACHE_DIR": str(cache)}
+    env_cache = {"CALLASSIST_CACHE_DIR": str(cache), "CALLASSIST_KB_DIR": str(cache / "kb")}
     started = time.monotonic()
     proc = subprocess.Popen(
         [

@@ -9,6 +9,7 @@ milliseconds for a few thousand chunks (figures in docs/knowledge-base.md).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 
@@ -16,6 +17,9 @@ import bm25s
 import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
+
+# bm25s sets its own logger to DEBUG, which floods the server log on every KB update.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-_./][a-z0-9]+)*")
 # Spoken fillers on top of the usual English list: transcripts are full of them.

@@ -194,6 +194,32 @@ def model_export(
         typer.echo(f"{q}: {export(path, cache_dir, q)}")
 
 
+@app.command()
+def prepare(
+    config: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Assist YAML config (default: demo)."),
+) -> None:
+    """Do start-up's slow work ahead of time (run by `make install`): export the embedding
+    model to ONNX, embed and index the knowledge base, fit the intent and sentiment models.
+    Everything lands in the caches, so the server is ready within seconds of starting."""
+    from assist.config import AssistConfig
+    from assist.embedding import create_embedder
+    from assist.engine import AssistEngine
+    from server.settings import Settings
+
+    _setup_logging("warning")
+    settings = Settings(config=config) if config else Settings()
+    started = time.perf_counter()
+    embedder = create_embedder(settings.embedder, settings.model_path, cache_dir=settings.cache_dir)
+    engine = AssistEngine.build(
+        AssistConfig.load(settings.config), embedder, cache_dir=settings.cache_dir, knowledge_dir=settings.kb_dir
+    )
+    typer.echo(
+        f"ready: {embedder.name}, {len(engine.knowledge)} KB chunks, {len(engine.intents.labels)} intents "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    engine.knowledge.close()
+
+
 @protocol_app.command("schema")
 def protocol_schema(
     update_docs: bool = typer.Option(
