@@ -196,7 +196,9 @@ def model_export(
 
 @app.command()
 def prepare(
-    config: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Assist YAML config (default: demo)."),
+    config: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Assist YAML config (default: demo)."
+    ),
 ) -> None:
     """Do start-up's slow work ahead of time (run by `make install`): export the embedding
     model to ONNX, embed and index the knowledge base, fit the intent and sentiment models.
@@ -211,7 +213,10 @@ def prepare(
     started = time.perf_counter()
     embedder = create_embedder(settings.embedder, settings.model_path, cache_dir=settings.cache_dir)
     engine = AssistEngine.build(
-        AssistConfig.load(settings.config), embedder, cache_dir=settings.cache_dir, knowledge_dir=settings.kb_dir
+        AssistConfig.load(settings.config),
+        embedder,
+        cache_dir=settings.cache_dir,
+        knowledge_dir=settings.kb_dir,
     )
     typer.echo(
         f"ready: {embedder.name}, {len(engine.knowledge)} KB chunks, {len(engine.intents.labels)} intents "
