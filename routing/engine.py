@@ -81,7 +81,7 @@ class RoutingEngine:
         self.agents = AgentTable(self.config)
         self.queue = CallQueue()
         self.recent: OrderedDict[str, CallRecord] = OrderedDict()
-        self._staffed: dict[tuple[str, int, int, bool], bool] = {}
+        self._staffed: dict[tuple[int, int, int, bool], bool] = {}
         self._staffed_epoch = -1
         self._next_seq = 0
 
@@ -141,55 +141,70 @@ class RoutingEngine:
         )
         return prio, wait
 
-    def _is_staffed(self, kind: str, lang: int, code: int, senior: bool) -> bool:
+    def _capable(self, lang: int, product: int, special: int, senior: bool) -> np.ndarray:
+        """Agents who speak the language and have the product / specialization (NONE: any)."""
+        ag = self.agents
+        n = len(ag)
+        mask = ag.lang[:n, lang]
+        if senior:
+            mask = mask & ag.senior[:n]
+        if product != NONE:
+            mask = mask & ag.prod[:n, product]
+        if special != NONE:
+            mask = mask & ag.spec[:n, special]
+        return mask
+
+    def _is_staffed(self, lang: int, product: int, special: int, senior: bool) -> bool:
         """Does any logged-in agent meet this requirement? If none does, waiting for it is pointless."""
         agents = self.agents
         if self._staffed_epoch != agents.epoch:
             self._staffed.clear()
             self._staffed_epoch = agents.epoch
-        key = (kind, lang, code, senior)
+        key = (lang, product, special, senior)
         found = self._staffed.get(key)
         if found is None:
-            n = len(agents)
-            mask = agents.logged_in_mask() & agents.lang[:n, lang]
-            if senior:
-                mask &= agents.senior[:n]
-            if kind == "product":
-                mask &= agents.prod[:n, code]
-            elif kind == "specialization":
-                mask &= agents.spec[:n, code]
-            found = self._staffed[key] = bool(mask.any())
+            found = self._staffed[key] = bool((agents.logged_in_mask() & self._capable(*key)).any())
         return found
 
     def _requirements(
         self, calls: np.ndarray, wait: np.ndarray, now: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per call: must it wait for a senior agent / its product / its specialization now?"""
+        """Per call: must it wait for a senior agent / its product / its specialization now?
+
+        A requirement holds a call only while someone could meet it together with the
+        requirements still standing: logged in (or, by default, free now or out of a timed
+        wrap-up before the hold ends). Specialization is settled first because product is the
+        first to be dropped."""
         q, overflow = self.queue, self.config.overflow
         senior = q.escalated[calls].copy()
         if self.config.escalation.hold_s is not None:
             senior &= wait < self.config.escalation.hold_s
+        for row in np.flatnonzero(senior):
+            senior[row] = self._is_staffed(int(q.lang[calls[row]]), NONE, NONE, True)
         product = (wait < overflow.product_hold_s) & (q.prod[calls] != NONE)
         special = (wait < overflow.specialization_hold_s) & (q.spec[calls] != NONE)
-        for row in np.flatnonzero(senior):
-            senior[row] = self._is_staffed("senior", int(q.lang[calls[row]]), 0, True)
         if not (product.any() or special.any()):
             return senior, product, special
         due = self._due_times(now) if overflow.hold_only_if_agent_due else None
-        earliest: dict[tuple[str, int, int, bool], float] = {}
-        for kind, held, codes, hold_s in (
-            ("product", product, q.prod, overflow.product_hold_s),
-            ("specialization", special, q.spec, overflow.specialization_hold_s),
-        ):
-            for row in np.flatnonzero(held):
-                slot = calls[row]
-                key = (kind, int(q.lang[slot]), int(codes[slot]), bool(senior[row]))
-                if due is None:
-                    held[row] = self._is_staffed(*key)
-                    continue
-                if key not in earliest:
-                    earliest[key] = self._earliest_due(due, *key)
-                held[row] = earliest[key] <= q.wait_start[slot] + hold_s
+        earliest: dict[tuple[int, int, int, bool], float] = {}
+
+        def possible(slot: int, key: tuple[int, int, int, bool], hold_s: float) -> bool:
+            if due is None:
+                return self._is_staffed(*key)
+            if key not in earliest:
+                mask = self._capable(*key)
+                earliest[key] = float(due[mask].min()) if mask.any() else np.inf
+            return earliest[key] <= q.wait_start[slot] + hold_s
+
+        for row in np.flatnonzero(special):
+            slot = int(calls[row])
+            key = (int(q.lang[slot]), NONE, int(q.spec[slot]), bool(senior[row]))
+            special[row] = possible(slot, key, overflow.specialization_hold_s)
+        for row in np.flatnonzero(product):
+            slot = int(calls[row])
+            spec = int(q.spec[slot]) if special[row] else NONE
+            key = (int(q.lang[slot]), int(q.prod[slot]), spec, bool(senior[row]))
+            product[row] = possible(slot, key, overflow.product_hold_s)
         return senior, product, special
 
     def _due_times(self, now: float) -> np.ndarray:
@@ -202,14 +217,6 @@ class RoutingEngine:
         wrapping = (ag.status[:n] == WRAP_UP) & ~free
         due[wrapping] = ag.wrap_until[:n][wrapping]
         return due
-
-    def _earliest_due(self, due: np.ndarray, kind: str, lang: int, code: int, senior: bool) -> float:
-        ag = self.agents
-        n = len(ag)
-        mask = ag.lang[:n, lang] & (ag.prod[:n, code] if kind == "product" else ag.spec[:n, code])
-        if senior:
-            mask = mask & ag.senior[:n]
-        return float(due[mask].min()) if mask.any() else np.inf
 
     def _eligibility(self, calls: np.ndarray, agents: np.ndarray, now: float) -> _Eligibility:
         q, ag, cfg = self.queue, self.agents, self.config

@@ -17,6 +17,7 @@ Time comes from the routers (``now`` arguments): run them with synchronised cloc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -34,18 +35,19 @@ log = logging.getLogger(__name__)
 # Emits one change-stream entry with the record's hash (the decision is left out: it is big
 # and only GET /calls/{id} needs it).
 _EMIT = """
-local function emit(stream, maxlen, kind, id, key)
+local function emit(stream, counter, maxlen, kind, id, key)
   local flat = redis.call('HGETALL', key)
   local t = {}
   for i = 1, #flat, 2 do
     if flat[i] ~= 'decision' then t[flat[i]] = flat[i + 1] end
   end
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'kind', kind, 'id', id, 'data', cjson.encode(t))
+  local n = redis.call('INCR', counter)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'n', n, 'kind', kind, 'id', id, 'data', cjson.encode(t))
   return flat
 end
 """
 
-# KEYS: agent, call, queue, changes. ARGV: agent_id, call_id, now, decision, maxlen, ttl
+# KEYS: agent, call, queue, changes, change counter. ARGV: agent_id, call_id, now, decision, maxlen, ttl
 CLAIM = (
     _EMIT
     + """
@@ -67,13 +69,13 @@ redis.call('HSET', KEYS[2], 'state', 'assigned', 'agent_id', ARGV[1], 'assigned_
            'decision', ARGV[4], 'version', tonumber(c[2]) + 1)
 redis.call('SREM', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-local agent = emit(KEYS[4], ARGV[5], 'agent', ARGV[1], KEYS[1])
-local call = emit(KEYS[4], ARGV[5], 'call', ARGV[2], KEYS[2])
+local agent = emit(KEYS[4], KEYS[5], ARGV[5], 'agent', ARGV[1], KEYS[1])
+local call = emit(KEYS[4], KEYS[5], ARGV[5], 'call', ARGV[2], KEYS[2])
 return {1, 'ok', agent, call}
 """
 )
 
-# KEYS: call, queue, seq, changes. ARGV: call_id, profile, enqueued_at, wait_start, maxlen
+# KEYS: call, queue, seq, changes, change counter. ARGV: call_id, profile, enqueued_at, wait_start, maxlen
 ADD_CALL = (
     _EMIT
     + """
@@ -83,11 +85,11 @@ redis.call('HSET', KEYS[1], 'profile', ARGV[2], 'state', 'queued', 'enqueued_at'
            'wait_start', ARGV[4], 'seq', seq, 'agent_id', '', 'assigned_at', '', 'ended_at', '',
            'callback_offered', '0', 'callback', '0', 'callback_number', '', 'version', 1)
 redis.call('SADD', KEYS[2], ARGV[1])
-return {1, emit(KEYS[4], ARGV[5], 'call', ARGV[1], KEYS[1])}
+return {1, emit(KEYS[4], KEYS[5], ARGV[5], 'call', ARGV[1], KEYS[1])}
 """
 )
 
-# KEYS: call, queue, changes. ARGV: call_id, now, maxlen, ttl
+# KEYS: call, queue, changes, change counter. ARGV: call_id, now, maxlen, ttl
 ABANDON = (
     _EMIT
     + """
@@ -97,11 +99,11 @@ if c[1] ~= 'queued' then return {0, c[1]} end
 redis.call('HSET', KEYS[1], 'state', 'abandoned', 'ended_at', ARGV[2], 'version', tonumber(c[2]) + 1)
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {1, emit(KEYS[3], ARGV[3], 'call', ARGV[1], KEYS[1])}
+return {1, emit(KEYS[3], KEYS[4], ARGV[3], 'call', ARGV[1], KEYS[1])}
 """
 )
 
-# KEYS: call, changes. ARGV: call_id, accepted, number, maxlen
+# KEYS: call, changes, change counter. ARGV: call_id, accepted, number, maxlen
 CALLBACK = (
     _EMIT
     + """
@@ -110,11 +112,11 @@ local c = redis.call('HMGET', KEYS[1], 'state', 'version')
 if c[1] ~= 'queued' then return {0, c[1]} end
 redis.call('HSET', KEYS[1], 'callback_offered', '1', 'version', tonumber(c[2]) + 1)
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'callback', '1', 'callback_number', ARGV[3]) end
-return {1, emit(KEYS[2], ARGV[4], 'call', ARGV[1], KEYS[1])}
+return {1, emit(KEYS[2], KEYS[3], ARGV[4], 'call', ARGV[1], KEYS[1])}
 """
 )
 
-# Compare-and-set of a whole agent record. KEYS: agent, agents, changes.
+# Compare-and-set of a whole agent record. KEYS: agent, agents, changes, change counter.
 # ARGV: agent_id, expected version ('' = must not exist), maxlen, field, value, ...
 PUT_AGENT = (
     _EMIT
@@ -125,14 +127,9 @@ local fields = {}
 for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('SADD', KEYS[2], ARGV[1])
-return {1, emit(KEYS[3], ARGV[3], 'agent', ARGV[1], KEYS[1])}
+return {1, emit(KEYS[3], KEYS[4], ARGV[3], 'agent', ARGV[1], KEYS[1])}
 """
 )
-
-
-def _stream_id(value: str) -> tuple[int, int]:
-    ms, _, seq = value.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:
@@ -205,7 +202,11 @@ class RedisState(RoutingState):
         self.cas_retries = cas_retries
         self.redis: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
         self._last_id = "0-0"
+        self._last_n = 0
         self._sync_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+        self._closing = False
         self._claim = self.redis.register_script(CLAIM)
         self._add_call = self.redis.register_script(ADD_CALL)
         self._abandon = self.redis.register_script(ABANDON)
@@ -219,15 +220,52 @@ class RedisState(RoutingState):
     def changes_key(self) -> str:
         return self.key("changes")
 
+    @property
+    def counter_key(self) -> str:
+        """Numbers every change: a gap in the numbers read means the stream was trimmed past us."""
+        return self.key("changes", "n")
+
+    async def start(self) -> None:
+        self._changed = asyncio.Event()
+        latest = await self.redis.xrevrange(self.changes_key, count=1)
+        self._watcher = asyncio.create_task(
+            self._watch(latest[0][0] if latest else "0-0"), name="routing-redis-watch"
+        )
+
     async def close(self) -> None:
+        self._closing = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         await self.redis.aclose()
+
+    async def _watch(self, position: str) -> None:
+        """One long blocking read on its own cursor: wakes the dispatcher when anyone changes
+        anything (never cancelled mid-read except at close, so no connection churn)."""
+        while True:
+            try:
+                read = await self.redis.xread({self.changes_key: position}, count=100, block=5000)
+            except RedisError:
+                if self._closing:  # redis-py reports a cancelled read as a timeout
+                    return
+                log.warning("routing: redis unavailable while watching for changes", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            if read and read[0][1]:
+                position = read[0][1][-1][0]
+                self._changed.set()
 
     # -- reading ------------------------------------------------------------------------------------
 
     async def load(self) -> tuple[list[AgentRecord], list[CallRecord]]:
         try:
-            latest = await self.redis.xrevrange(self.changes_key, count=1)
-            self._last_id = latest[0][0] if latest else "0-0"  # changes after this are read again: harmless
+            async with self.redis.pipeline(transaction=True) as pipe:  # position and number agree
+                pipe.xrevrange(self.changes_key, count=1)
+                pipe.get(self.counter_key)
+                latest, counter = await pipe.execute()
+            # Changes after this point may be read again: harmless, records carry versions.
+            self._last_id = latest[0][0] if latest else "0-0"
+            self._last_n = int(counter or 0)
             agent_ids = sorted(await self.redis.smembers(self.key("agents")))
             call_ids = sorted(await self.redis.smembers(self.key("queue")))
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -250,23 +288,15 @@ class RedisState(RoutingState):
         out: list[AgentRecord | CallRecord] = []
         try:
             while True:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.xread({self.changes_key: self._last_id}, count=1000)
-                    pipe.xinfo_stream(self.changes_key)
-                    try:
-                        read, info = await pipe.execute()
-                    except RedisError as exc:
-                        if "no such key" in str(exc).lower():
-                            return out  # nothing has ever changed
-                        raise
-                deleted = info.get("max-deleted-entry-id") or "0-0"
-                if self._last_id != "0-0" and _stream_id(deleted) > _stream_id(self._last_id):
-                    log.warning("routing change stream trimmed past this router: reloading")
-                    agents, calls = await self.load()
-                    return [*agents, *calls]
+                read = await self.redis.xread({self.changes_key: self._last_id}, count=1000)
                 entries = read[0][1] if read else []
                 for entry_id, fields in entries:
-                    self._last_id = entry_id
+                    n = int(fields["n"])
+                    if n > self._last_n + 1:
+                        log.warning("routing change stream trimmed past this router: reloading")
+                        agents, calls = await self.load()
+                        return [*agents, *calls]
+                    self._last_id, self._last_n = entry_id, max(n, self._last_n)
                     data = json.loads(fields["data"])
                     out.append(agent_from_hash(data) if fields["kind"] == "agent" else call_from_hash(data))
                 if len(entries) < 1000:
@@ -275,12 +305,9 @@ class RedisState(RoutingState):
             raise StateUnavailable(f"redis: {exc}") from exc
 
     async def wait_for_changes(self, within_s: float) -> None:
-        try:
-            await self.redis.xread(
-                {self.changes_key: self._last_id}, count=1, block=max(1, int(within_s * 1000))
-            )
-        except RedisError:
-            log.warning("routing: redis unavailable while waiting for changes", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), within_s)
+        self._changed.clear()
 
     async def get_agent(self, agent_id: str) -> AgentRecord | None:
         try:
@@ -314,7 +341,12 @@ class RedisState(RoutingState):
             expected = "" if current is None else str(current.version)
             try:
                 result = await self._put_agent(
-                    keys=[self.key("agent", agent_id), self.key("agents"), self.changes_key],
+                    keys=[
+                        self.key("agent", agent_id),
+                        self.key("agents"),
+                        self.changes_key,
+                        self.counter_key,
+                    ],
                     args=[agent_id, expected, self.stream_maxlen, *fields],
                 )
             except RedisError as exc:
@@ -327,7 +359,13 @@ class RedisState(RoutingState):
         call_id = record.call_id
         try:
             result = await self._add_call(
-                keys=[self.key("call", call_id), self.key("queue"), self.key("seq"), self.changes_key],
+                keys=[
+                    self.key("call", call_id),
+                    self.key("queue"),
+                    self.key("seq"),
+                    self.changes_key,
+                    self.counter_key,
+                ],
                 args=[
                     call_id,
                     record.profile.model_dump_json(),
@@ -350,7 +388,7 @@ class RedisState(RoutingState):
     async def abandon(self, call_id: str, now: float) -> CallRecord:
         try:
             result = await self._abandon(
-                keys=[self.key("call", call_id), self.key("queue"), self.changes_key],
+                keys=[self.key("call", call_id), self.key("queue"), self.changes_key, self.counter_key],
                 args=[call_id, repr(now), self.stream_maxlen, self.finished_ttl_s],
             )
         except RedisError as exc:
@@ -367,6 +405,7 @@ class RedisState(RoutingState):
                     self.key("call", call_id),
                     self.key("queue"),
                     self.changes_key,
+                    self.counter_key,
                 ],
                 args=[
                     agent_id,
@@ -388,7 +427,7 @@ class RedisState(RoutingState):
     ) -> CallRecord:
         try:
             result = await self._callback(
-                keys=[self.key("call", call_id), self.changes_key],
+                keys=[self.key("call", call_id), self.changes_key, self.counter_key],
                 args=[call_id, "1" if accepted else "0", number or "", self.stream_maxlen],
             )
         except RedisError as exc:

@@ -207,6 +207,7 @@ class Router:
 
     async def call_ended(self, agent_id: str, call_id: str) -> bool:
         """The agent's call ended (from the ``calls`` stream): start the timed wrap-up."""
+        await self.sync()
         record = self.engine.agent(agent_id)
         if record is None or record.call_id != call_id:
             return False
@@ -232,6 +233,7 @@ class Router:
                     self._observe(proposals[0].explanation["strategy"], time.perf_counter() - started)
                 if not proposals:
                     break
+                lost = False
                 for proposal in proposals:
                     result = await self.state.claim(
                         proposal.call_id, proposal.agent_id, now, proposal.explanation
@@ -243,7 +245,12 @@ class Router:
                         self.counters["assigned"] += 1
                         await self._announce(proposal, result)
                     else:
+                        lost = True
                         self.counters[f"claim_lost_{result.reason}"] += 1
+                if not lost:
+                    # Proposals are a maximum matching: once all went through, no free agent can
+                    # take any waiting call. Lost claims mean another router moved: look again.
+                    break
             return made
 
     async def _offer_callbacks(self, now: float) -> None:

@@ -538,7 +538,8 @@ def plot(results: list[Result], path: str) -> None:
         if waits.size:
             axes[0].plot(waits, np.arange(1, waits.size + 1) / waits.size, label=r.strategy)
     axes[0].axvline(SL_THRESHOLD_S, color="grey", linestyle=":")
-    axes[0].set(xscale="symlog", xlabel="wait (s)", ylabel="share of answered calls", title="Wait CDF")
+    axes[0].set_xscale("symlog", linthresh=1.0)
+    axes[0].set(xlim=(0, None), xlabel="wait (s)", ylabel="share of answered calls", title="Wait CDF")
     axes[0].legend()
     names = [r.strategy for r in results]
     x = np.arange(len(names))
@@ -552,8 +553,8 @@ def plot(results: list[Result], path: str) -> None:
         strict=True,
     ):
         axes[1].bar(x + offset, values, width=0.25, label=label)
-    axes[1].set(xticks=x, xticklabels=names, ylim=(0, 1), title="Rates")
-    axes[1].legend()
+    axes[1].set(xticks=x, xticklabels=names, ylim=(0, 1.2), title="Rates")
+    axes[1].legend(loc="upper center", ncol=3, fontsize="small")
     for i, r in enumerate(results):
         axes[2].bar(
             np.arange(len(TIERS)) + (i - 1) * 0.25,

@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -180,3 +181,74 @@ async def test_two_router_processes_never_assign_an_agent_or_a_call_twice(redis_
         async for key in tally.scan_iter(match=f"test:{namespace}:*"):
             await tally.delete(key)
         await tally.aclose()
+
+
+async def test_a_router_that_fell_behind_a_trimmed_stream_reloads(redis_url: str) -> None:
+    """If the change stream was trimmed past a router, it reloads everything instead of drifting."""
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    behind, ahead = RedisState(redis_url, namespace=namespace), RedisState(redis_url, namespace=namespace)
+    try:
+        await behind.load()
+        await ahead.put_agent("a", profile("a"), AgentStatus.AVAILABLE, None, T0, 30)
+        await ahead.add_call(queued("c1"))
+        await ahead.redis.xtrim(ahead.changes_key, maxlen=0)  # as MAXLEN would after a long stall
+        await ahead.add_call(queued("c2"))
+        seen = await behind.changes()
+        assert {getattr(r, "call_id", None) for r in seen} >= {"c1", "c2"}
+        assert any(getattr(r, "agent_id", None) == "a" for r in seen)
+    finally:
+        await ahead.delete_all()
+        await ahead.close()
+        await behind.close()
+
+
+async def _routed(events: list[dict], call_id: str, within_s: float) -> dict:
+    for _ in range(int(within_s / 0.01)):
+        found = [e for e in events if e["type"] == "call.routed" and e["call_id"] == call_id]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{call_id} not routed within {within_s} s; saw {[e['type'] for e in events]}")
+
+
+async def test_live_dispatcher_assigns_when_a_timed_wrap_up_ends() -> None:
+    """Nobody calls in: the dispatcher wakes when the wrap-up runs out and routes the waiting call."""
+    events: list[dict] = []
+
+    async def publish(channels: object, payload: dict, *, droppable: bool = False) -> None:
+        events.append(payload)
+
+    router = Router(MemoryState(), publish=publish)
+    await router.start()
+    try:
+        await router.put_agent("a", {"languages": ["en"], "status": "available"})
+        await router.route_call({"call_id": "first", "language": "en"})
+        await router.route_call({"call_id": "second", "language": "en"})
+        await router.put_agent("a", {"status": "wrap_up", "call_id": "first", "wrap_up_s": 0.3})
+        assert (await router.get_call("second"))["state"] == "queued"
+        routed = await _routed(events, "second", within_s=3.0)
+        assert routed["agent_id"] == "a" and routed["waited_s"] >= 0.3
+    finally:
+        await router.stop()
+
+
+async def test_live_dispatcher_reacts_to_changes_made_by_another_process(redis_url: str) -> None:
+    """An agent made available straight in Redis (another router) is given the waiting call."""
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    events: list[dict] = []
+
+    async def publish(channels: object, payload: dict, *, droppable: bool = False) -> None:
+        events.append(payload)
+
+    router = Router(RedisState(redis_url, namespace=namespace), publish=publish)
+    other = RedisState(redis_url, namespace=namespace)
+    await router.start()
+    try:
+        await router.route_call({"call_id": "waiting", "language": "en"})
+        await other.put_agent("elsewhere", profile("elsewhere"), AgentStatus.AVAILABLE, None, time.time(), 30)
+        routed = await _routed(events, "waiting", within_s=3.0)
+        assert routed["agent_id"] == "elsewhere"
+    finally:
+        await other.delete_all()
+        await other.close()
+        await router.stop()
