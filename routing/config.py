@@ -128,6 +128,7 @@ class RoutingConfig(_Model):
         default=ISO_639_1, description="Accepted language codes (ISO 639-1 by default)."
     )
     tick_s: float = Field(default=1.0, gt=0, le=60, description="Longest sleep of the live dispatcher.")
+    max_queued: int = Field(default=50_000, ge=1, description="New calls beyond this are refused (503).")
 
     @model_validator(mode="after")
     def _scores_in_range(self) -> RoutingConfig:

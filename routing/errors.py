@@ -44,3 +44,8 @@ class Conflict(RoutingError):
 class StateUnavailable(RoutingError):
     status = 503
     code = "routing_state_unavailable"
+
+
+class QueueFull(RoutingError):
+    status = 503
+    code = "queue_full"

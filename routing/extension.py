@@ -103,9 +103,9 @@ class RoutingExtension:
             await self.router.call_ended(str(fields["agent_id"]), str(fields["call_id"]))
 
     # Shortcuts so other extensions can write services.extensions["routing"].route_call(...)
-    async def route_call(self, data: dict[str, Any]) -> dict[str, Any]:
+    async def route_call(self, data: dict[str, Any], *, callback_number: str | None = None) -> dict[str, Any]:
         assert self.router is not None, "routing has not started"
-        return await self.router.route_call(data)
+        return await self.router.route_call(data, callback_number=callback_number)
 
     async def put_agent(self, agent_id: str, data: dict[str, Any]) -> dict[str, Any]:
         assert self.router is not None, "routing has not started"

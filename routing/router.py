@@ -22,7 +22,7 @@ from typing import Any
 from routing import validation
 from routing.config import RoutingConfig
 from routing.engine import Assignment, RoutingEngine
-from routing.errors import InvalidInput, NotFound
+from routing.errors import InvalidInput, NotFound, QueueFull
 from routing.model import AgentRecord, CallerProfile, CallRecord, CallState
 from routing.state import ClaimResult, RoutingState
 from server import keys
@@ -137,18 +137,31 @@ class Router:
         latest = self.engine.agent(agent_id) or record
         return latest.public(self.clock())
 
-    async def route_call(self, data: dict[str, Any] | CallerProfile) -> dict[str, Any]:
-        """Route a caller: the assignment with its explanation, or the place in the queue."""
+    async def route_call(
+        self, data: dict[str, Any] | CallerProfile, *, callback_number: str | None = None
+    ) -> dict[str, Any]:
+        """Route a caller: the assignment with its explanation, or the place in the queue.
+
+        With ``callback_number`` the call is a callback from the start (e.g. a retention case
+        opened by analytics): nobody is on the line, so it never abandons, and its assignment
+        says ``callback: true``."""
         await self.sync()
         now = self.clock()
         raw = data.model_dump() if isinstance(data, CallerProfile) else data
         profile = validation.caller(raw, self.config, lambda a: self.engine.agent(a) is not None, now)
+        if len(self.engine.queue) >= self.config.max_queued:
+            raise QueueFull(f"{len(self.engine.queue)} calls are already waiting (max_queued)")
         wait_start = min(profile.wait_start if profile.wait_start is not None else now, now)
         record = await self.state.add_call(
             CallRecord(profile=profile, state=CallState.QUEUED, enqueued_at=now, wait_start=wait_start)
         )
         self._apply(record)
         self.counters["calls"] += 1
+        if callback_number is not None:
+            record = await self.state.update_callback(
+                record.call_id, offered=True, accepted=True, number=callback_number
+            )
+            self._apply(record)
         made = await self.dispatch()
         mine = next((a for a in made if a.call_id == profile.call_id), None)
         if mine is not None:

@@ -22,7 +22,7 @@ READY_TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
-def shared_server(
+def routing_server(
     embedder: Any, demo_config: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServer]:
     """One server (default extensions, memory bus) for this module."""
@@ -44,13 +44,13 @@ async def put_agent(client: httpx.AsyncClient, agent_id: str, **body: object) ->
 
 
 @pytest.fixture
-async def client(shared_server: RunningServer):  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(base_url=shared_server.http, timeout=10) as c:
+async def client(routing_server: RunningServer):  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient(base_url=routing_server.http, timeout=10) as c:
         yield c
 
 
 async def test_call_is_routed_with_explanation_and_announced_to_the_agent(
-    shared_server: RunningServer, client: httpx.AsyncClient
+    routing_server: RunningServer, client: httpx.AsyncClient
 ) -> None:
     """POST /calls -> 200 with the agent and why; the agent widget gets call.routed."""
     assert (await put_agent(client, "de-generic", languages=["de"], status="available")).status_code == 200
@@ -59,7 +59,7 @@ async def test_call_is_routed_with_explanation_and_announced_to_the_agent(
         skill_level=4, csat=4.7, status="available",
     )  # fmt: skip
     assert r.status_code == 200 and r.json()["languages"] == ["de"] and r.json()["status"] == "available"
-    async with Listener(f"{shared_server.ws}/v1/agents/de-fit") as widget:
+    async with Listener(f"{routing_server.ws}/v1/agents/de-fit") as widget:
         await widget.wait_for(lambda ev: bool(ev) and ev[0]["type"] == "snapshot")
         r = await client.post(
             "/v1/routing/calls",
@@ -87,10 +87,10 @@ async def test_call_is_routed_with_explanation_and_announced_to_the_agent(
 
 
 async def test_queue_position_stats_and_abandon(
-    shared_server: RunningServer, client: httpx.AsyncClient
+    routing_server: RunningServer, client: httpx.AsyncClient
 ) -> None:
     """No free agent: 202 with position; GET /queue lists it; the board gets stats; DELETE abandons."""
-    async with Listener(f"{shared_server.ws}/v1/supervisor") as board:
+    async with Listener(f"{routing_server.ws}/v1/supervisor") as board:
         r1 = await client.post("/v1/routing/calls", json={"call_id": "api-fr-1", "language": "fr"})
         r2 = await client.post(
             "/v1/routing/calls",
@@ -175,13 +175,13 @@ async def test_agent_on_a_call_must_name_it_to_become_available(client: httpx.As
 
 
 async def test_ended_softphone_call_starts_the_agents_wrap_up(
-    shared_server: RunningServer, client: httpx.AsyncClient
+    routing_server: RunningServer, client: httpx.AsyncClient
 ) -> None:
     """call.ended on the calls stream moves the agent from on_call to timed wrap-up."""
     await put_agent(client, "pt-1", languages=["pt"], status="available")
     routed = await client.post("/v1/routing/calls", json={"call_id": "api-pt-1", "language": "pt"})
     assert routed.json()["agent_id"] == "pt-1"
-    async with Softphone(shared_server.ws, "api-pt-1") as phone:
+    async with Softphone(routing_server.ws, "api-pt-1") as phone:
         await phone.start("pt-1")
         await phone.say("customer", "hello, my internet is down", 1.0, "u-1")
         await phone.end()
@@ -205,9 +205,9 @@ async def test_callback_keeps_the_place_and_is_flagged_on_assignment(client: htt
     assert decision["state"] == "assigned" and decision["callback"] is True
 
 
-async def test_in_process_api_for_other_extensions(shared_server: RunningServer) -> None:
+async def test_in_process_api_for_other_extensions(routing_server: RunningServer) -> None:
     """services.extensions['routing'] routes calls and raises InvalidInput naming the field."""
-    routing = shared_server.services.extensions["routing"]
+    routing = routing_server.services.extensions["routing"]
     with pytest.raises(InvalidInput) as err:
         await routing.route_call({"language": "sv", "clv": -1})
     assert err.value.field == "clv"

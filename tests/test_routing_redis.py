@@ -252,3 +252,61 @@ async def test_live_dispatcher_reacts_to_changes_made_by_another_process(redis_u
         await other.delete_all()
         await other.close()
         await router.stop()
+
+
+async def test_live_dispatcher_offers_a_callback_and_a_callback_case_waits_its_turn() -> None:
+    """The offer is published when due; a case opened as a callback is routed with callback: true."""
+    from routing.config import Overflow, RoutingConfig
+
+    events: list[dict] = []
+
+    async def publish(channels: object, payload: dict, *, droppable: bool = False) -> None:
+        events.append({**payload, "channels": list(channels)})  # type: ignore[call-overload]
+
+    config = RoutingConfig(overflow=Overflow(callback_after_s=0.3))
+    router = Router(MemoryState(), config, publish=publish)
+    await router.start()
+    try:
+        await router.route_call({"call_id": "patient", "language": "en"})
+        case = await router.route_call(
+            {"call_id": "retention-1", "language": "en"}, callback_number="+1 555 0101"
+        )
+        assert case["status"] == "queued" and case["callback"] is True
+        for _ in range(300):
+            if any(e["type"] == "routing.callback_offer" for e in events):
+                break
+            await asyncio.sleep(0.01)
+        (offer,) = [e for e in events if e["type"] == "routing.callback_offer"]
+        assert offer["call_id"] == "patient" and set(offer["channels"]) == {"call:patient", "supervisor"}
+        await router.put_agent("a", {"languages": ["en"], "status": "available"})
+        await router.put_agent("a", {"status": "available", "call_id": "patient"})
+        routed = await _routed(events, "retention-1", within_s=3.0)
+        assert routed["callback"] is True and routed["agent_id"] == "a"
+    finally:
+        await router.stop()
+
+
+def test_the_state_backend_follows_the_bus_url() -> None:
+    """memory:// -> in memory; redis:// -> Redis; anything else is refused."""
+    from routing.extension import create_state
+
+    assert isinstance(create_state("memory://"), MemoryState)
+    assert isinstance(create_state("redis://127.0.0.1:6379/0"), RedisState)
+    with pytest.raises(ValueError, match="unsupported"):
+        create_state("kafka://broker")
+
+
+async def test_the_queue_is_bounded() -> None:
+    """Beyond max_queued new calls are refused with 503 queue_full; nothing already queued is lost."""
+    from routing.config import RoutingConfig
+    from routing.errors import QueueFull
+
+    router = Router(MemoryState(), RoutingConfig(max_queued=2))
+    await router.start(background=False)
+    await router.route_call({"call_id": "q1", "language": "en"})
+    await router.route_call({"call_id": "q2", "language": "en"})
+    with pytest.raises(QueueFull) as full:
+        await router.route_call({"call_id": "q3", "language": "en"})
+    assert full.value.status == 503
+    assert [c["call_id"] for c in (await router.queue())["calls"]] == ["q1", "q2"]
+    await router.stop()
