@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from routing.cli import routing_app
 from server.kb_cli import kb_app
 from wfm.cli import wfm_app
 
@@ -27,6 +28,7 @@ app.add_typer(protocol_app, name="protocol")
 app.add_typer(model_app, name="model")
 app.add_typer(wfm_app, name="wfm")
 app.add_typer(kb_app, name="kb")
+app.add_typer(routing_app, name="routing")
 
 
 def _setup_logging(level: str) -> None:

@@ -28,7 +28,8 @@ class Extension(Protocol):
 
 def default_extensions() -> list[Extension]:
     """The extensions a plain ``callassist serve`` runs, in start order."""
+    from routing.extension import RoutingExtension
     from server.kb_api import KnowledgeBaseExtension
     from wfm.api import WfmExtension
 
-    return [KnowledgeBaseExtension(), WfmExtension()]
+    return [KnowledgeBaseExtension(), RoutingExtension(), WfmExtension()]

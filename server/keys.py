@@ -21,3 +21,8 @@ def redis_channel(channel: str) -> str:
 
 def redis_stream(stream: str) -> str:
     return f"{PREFIX}:stream:{stream}"
+
+
+def routing_key(*parts: str) -> str:
+    """Routing state in Redis: agents, calls, the queue index, the change stream."""
+    return ":".join((PREFIX, "routing", *parts))

@@ -1,0 +1,1 @@
+"""Skills-based routing: explainable scores, a live queue without starvation, atomic claims."""
