@@ -28,4 +28,6 @@ class Extension(Protocol):
 
 def default_extensions() -> list[Extension]:
     """The extensions a plain ``callassist serve`` runs, in start order."""
-    return []
+    from qa.extension import QAExtension
+
+    return [QAExtension()]
