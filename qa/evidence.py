@@ -18,6 +18,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,9 +47,10 @@ CACHE_SIZE = 50_000  # scripted lines ("is there anything else...") repeat acros
 class VectorCache:
     """Bounded text -> vector cache in front of the embedder (thread-safe)."""
 
-    def __init__(self, embedder: Embedder, size: int = CACHE_SIZE) -> None:
+    def __init__(self, embedder: Embedder, size: int = CACHE_SIZE, *, dedupe: bool = True) -> None:
         self.embedder = embedder
         self.size = size
+        self.dedupe = dedupe  # False only to benchmark the worst case: every sentence embedded
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -64,7 +66,7 @@ class VectorCache:
                     self._vectors.move_to_end(text)
                     found[text] = vector
             self.hits += len(found)
-        missing = [t for t in unique if t not in found]
+        missing = [t for t in (unique if self.dedupe else texts) if t not in found]
         if missing:
             vectors = self.embedder.encode(missing)
             with self._lock:
@@ -87,14 +89,17 @@ class EvidenceScorer:
             crit.id: [re.compile(p, re.IGNORECASE) for p in crit.patterns] for _, crit in rubric.criteria()
         }
         semantic = [crit for _, crit in rubric.criteria() if crit.check in SEMANTIC_CHECKS and crit.exemplars]
-        texts = [text for crit in semantic for text in crit.exemplars]
-        vectors = embedder.encode(texts) if texts else np.zeros((0, 0), dtype=np.float32)
-        self._exemplars: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self.exemplar_texts = [text for crit in semantic for text in crit.exemplars]
+        self.exemplar_matrix = (
+            embedder.encode(self.exemplar_texts)
+            if self.exemplar_texts
+            else np.zeros((0, 1), dtype=np.float32)
+        )
+        self.columns: dict[str, slice] = {}
         cursor = 0
         for crit in semantic:
-            n = len(crit.exemplars)
-            self._exemplars[crit.id] = (vectors[cursor : cursor + n], list(crit.exemplars))
-            cursor += n
+            self.columns[crit.id] = slice(cursor, cursor + len(crit.exemplars))
+            cursor += len(crit.exemplars)
 
     # ------------------------------------------------------------------ entry points
 
@@ -124,31 +129,31 @@ class EvidenceScorer:
         speakers = {crit.speaker for _, crit in self.rubric.criteria() if crit.check in SEMANTIC_CHECKS}
         return [u for u in record.get("utterances") or [] if u["speaker"] in speakers]
 
-    def similarity(
-        self, criterion: Criterion, text: str, vectors: dict[str, np.ndarray]
-    ) -> tuple[float, str | None, str | None]:
-        """Best cosine of the utterance's sentences to the criterion's exemplars:
-        (similarity, the exemplar, the sentence)."""
-        bank = self._exemplars.get(criterion.id)
-        parts = [p for p in segments(text) if p in vectors]
-        if bank is None or len(bank[1]) == 0 or not parts:
-            return -1.0, None, None
-        sims = np.stack([vectors[p] for p in parts]) @ bank[0].T
-        row, col = np.unravel_index(int(np.argmax(sims)), sims.shape)
-        return float(sims[row, col]), bank[1][col], parts[row]
-
     def pattern(self, criterion: Criterion, text: str) -> bool:
         return any(p.search(text) for p in self._patterns[criterion.id])
 
 
+@dataclass(slots=True)
+class Match:
+    """How well one utterance meets a criterion (evidence built only for the ones cited)."""
+
+    score: float
+    utterance: dict[str, Any]
+    similarity: float | None = None
+    note: str | None = None
+
+    def evidence(self) -> Evidence:
+        similarity = None if self.similarity is None else round(self.similarity, 4)
+        return evidence_of(self.utterance, similarity=similarity, note=self.note)
+
+
 class CallJudgement:
-    """One call being judged: its utterances by speaker and their vectors."""
+    """One call being judged: its utterances by speaker and their similarity to every exemplar."""
 
     def __init__(
         self, record: dict[str, Any], vectors: dict[str, np.ndarray], scorer: EvidenceScorer
     ) -> None:
         self.record = record
-        self.vectors = vectors
         self.scorer = scorer
         self.rubric = scorer.rubric
         self.utterances: list[dict[str, Any]] = list(record.get("utterances") or [])
@@ -156,6 +161,29 @@ class CallJudgement:
             speaker: [u for u in self.utterances if u["speaker"] == speaker]
             for speaker in ("agent", "customer")
         }
+        # One matrix product per call: every embedded sentence against every exemplar.
+        self.sentences: dict[int, list[tuple[int, str]]] = {}
+        rows: list[np.ndarray] = []
+        for u in self.utterances:
+            for sentence in segments(u["text"]):
+                vector = vectors.get(sentence)
+                if vector is not None:
+                    self.sentences.setdefault(u["index"], []).append((len(rows), sentence))
+                    rows.append(vector)
+        self.sims = np.stack(rows) @ scorer.exemplar_matrix.T if rows and scorer.exemplar_texts else None
+
+    def similarity(
+        self, criterion: Criterion, utterance: dict[str, Any]
+    ) -> tuple[float, str | None, str | None]:
+        """Best cosine of the utterance's sentences to the criterion's exemplars:
+        (similarity, the exemplar, the sentence)."""
+        columns = self.scorer.columns.get(criterion.id)
+        owned = self.sentences.get(utterance["index"])
+        if self.sims is None or columns is None or not owned:
+            return -1.0, None, None
+        block = self.sims[[row for row, _ in owned], columns]
+        row, col = np.unravel_index(int(np.argmax(block)), block.shape)
+        return float(block[row, col]), self.scorer.exemplar_texts[columns][col], owned[row][1]
 
     def judge(self, category: str, criterion: Criterion) -> CriterionResult:
         check = getattr(self, f"_{criterion.check}")
@@ -169,11 +197,11 @@ class CallJudgement:
     def _result(self, criterion: Criterion, **fields: Any) -> CriterionResult:
         return CriterionResult(id=criterion.id, category="", description=criterion.description, **fields)
 
-    def _match(self, criterion: Criterion, utterance: dict[str, Any]) -> tuple[float, Evidence]:
+    def _match(self, criterion: Criterion, utterance: dict[str, Any]) -> Match:
         """Graded match of one utterance: 1 on a pattern, else linear in cosine similarity."""
         if self.scorer.pattern(criterion, utterance["text"]):
-            return 1.0, evidence_of(utterance, note="pattern")
-        similarity, exemplar, sentence = self.scorer.similarity(criterion, utterance["text"], self.vectors)
+            return Match(1.0, utterance, note="pattern")
+        similarity, exemplar, sentence = self.similarity(criterion, utterance)
         threshold, margin = self.rubric.threshold(criterion), self.rubric.margin(criterion)
         if margin > 0:
             score = (similarity - (threshold - margin)) / margin
@@ -182,9 +210,7 @@ class CallJudgement:
         note = None
         if exemplar:
             note = f"like: {exemplar}" if sentence == utterance["text"] else f"{sentence!r} like: {exemplar}"
-        return float(np.clip(score, 0.0, 1.0)), evidence_of(
-            utterance, similarity=round(similarity, 4), note=note
-        )
+        return Match(min(1.0, max(0.0, score)), utterance, similarity, note)
 
     def _window(self, criterion: Criterion) -> list[dict[str, Any]]:
         turns = self.by_speaker[criterion.speaker]
@@ -206,33 +232,39 @@ class CallJudgement:
             return self._result(
                 criterion, score=0.0, detail=f"no {criterion.speaker} utterance in the window"
             )
-        matches = sorted((self._match(criterion, u) for u in candidates), key=lambda m: -m[0])
+        matches = sorted((self._match(criterion, u) for u in candidates), key=lambda m: -m.score)
         top = matches[: criterion.count]
-        score = sum(s for s, _ in top) / criterion.count
-        found = [e for s, e in top if s > 0]
+        score = sum(m.score for m in top) / criterion.count
+        found = [m.evidence() for m in top if m.score > 0]
         if found:
             detail = f"{len(found)} of {criterion.count} needed" if criterion.count > 1 else ""
             return self._result(criterion, score=score, evidence=found, detail=detail)
-        closest = matches[0][1]
+        closest = max(matches, key=lambda m: m.similarity or -1.0)
         closest.note = (
             f"closest, below threshold ({closest.note})" if closest.note else "closest, below threshold"
         )
         return self._result(
-            criterion, score=0.0, evidence=[closest], detail=f"not found in {len(candidates)} utterances"
+            criterion,
+            score=0.0,
+            evidence=[closest.evidence()],
+            detail=f"not found in {len(candidates)} utterances",
         )
 
     def _absence(self, criterion: Criterion) -> CriterionResult:
         candidates = self._window(criterion)
         if not candidates:
             return self._result(criterion, score=1.0, detail="nothing said")
-        matches = sorted((self._match(criterion, u) for u in candidates), key=lambda m: -m[0])
-        worst_score, worst = matches[0]
-        if worst_score <= 0:
-            worst.note = "closest, below threshold"
-            return self._result(criterion, score=1.0, evidence=[worst], detail=f"none in {len(candidates)}")
-        offending = [e for s, e in matches if s >= self.rubric.pass_mark] or [worst]
+        matches = sorted((self._match(criterion, u) for u in candidates), key=lambda m: -m.score)
+        worst = matches[0]
+        if worst.score <= 0:
+            closest = max(matches, key=lambda m: m.similarity or -1.0)
+            closest.note = "closest, below threshold"
+            return self._result(
+                criterion, score=1.0, evidence=[closest.evidence()], detail=f"none in {len(candidates)}"
+            )
+        offending = [m.evidence() for m in matches if m.score >= self.rubric.pass_mark] or [worst.evidence()]
         return self._result(
-            criterion, score=1.0 - worst_score, evidence=offending, detail=f"{len(offending)} utterance(s)"
+            criterion, score=1.0 - worst.score, evidence=offending, detail=f"{len(offending)} utterance(s)"
         )
 
     def _empathy_after_negative(self, criterion: Criterion) -> CriterionResult:
@@ -248,12 +280,12 @@ class CallJudgement:
         scores, evidence, missed = [], [], 0
         for moment in moments:
             replies = [u for u in agent if u["index"] > moment["index"]][: criterion.reply_turns]
-            best = max((self._match(criterion, u) for u in replies), key=lambda m: m[0], default=None)
-            score = best[0] if best else 0.0
+            best = max((self._match(criterion, u) for u in replies), key=lambda m: m.score, default=None)
+            score = best.score if best else 0.0
             scores.append(score)
             evidence.append(evidence_of(moment, note=f"customer sentiment {moment['sentiment']:+.2f}"))
             if best and score > 0:
-                evidence.append(best[1])
+                evidence.append(best.evidence())
             else:
                 missed += 1
         detail = f"{len(moments) - missed} of {len(moments)} negative moments acknowledged"
