@@ -284,9 +284,11 @@ class CallJudgement:
             score = best.score if best else 0.0
             scores.append(score)
             evidence.append(evidence_of(moment, note=f"customer sentiment {moment['sentiment']:+.2f}"))
-            if best and score > 0:
+            if best is not None:
+                if score <= 0:
+                    best.note = f"the agent's reply did not acknowledge it ({best.note or 'no match'})"
                 evidence.append(best.evidence())
-            else:
+            if score <= 0:
                 missed += 1
         detail = f"{len(moments) - missed} of {len(moments)} negative moments acknowledged"
         return self._result(criterion, score=sum(scores) / len(scores), evidence=evidence, detail=detail)

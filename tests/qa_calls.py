@@ -143,3 +143,11 @@ NO_GREETING_NO_CLOSING = _lines(
 
 EXEMPLARY_CUSTOMER = {"id": "cust-9001", "name": "Rachel Green", "tier": "gold"}
 RUSHED_CUSTOMER = {"id": "cust-9002", "name": "Tom Baker", "tier": "silver"}
+
+# The exemplary billing call with every acknowledgement of the customer's feelings removed.
+NO_EMPATHY = [dict(line) for line in EXEMPLARY]
+NO_EMPATHY[2]["text"] = "Okay. Can I take your full name and postcode please?"
+NO_EMPATHY[8]["text"] = "So your June bill is nineteen pounds higher than usual and you weren't told why?"
+NO_EMPATHY[15]["text"] = (
+    "Not at all. I've applied a loyalty discount that brings you back to forty two pounds a month for the next twelve months, and I've added a nineteen pound credit for June because you weren't notified."
+)
