@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from server.services import Services
 
 log = logging.getLogger(__name__)
+BACKFILL_DAYS = 7
 
 
 class Scoring:
@@ -104,8 +106,21 @@ class QAExtension:
             max_tries=self.settings.max_tries,
         )
         log.info("QA worker consuming %s (rubric %s)", "calls", self.rubric.name)
-        self._worker_task = asyncio.create_task(self.worker.run(), name="qa-worker")
+        self._worker_task = asyncio.create_task(self._run_worker(self.worker), name="qa-worker")
         self._worker_task.add_done_callback(_log_failure)
+
+    async def _run_worker(self, worker: QAWorker) -> None:
+        # Calls stored in the last BACKFILL_DAYS without a scorecard (a restart loses an
+        # in-memory stream) are scored first, then the stream is consumed.
+        since = time.time() - BACKFILL_DAYS * 86_400
+        try:
+            backfilled = await worker.backfill(since=since)
+        except Exception:
+            log.exception("QA backfill failed; continuing with the stream")
+        else:
+            if backfilled:
+                log.info("QA backfill: scored %d stored calls that had no scorecard", backfilled)
+        await worker.run()
 
     async def stop(self) -> None:
         if self.worker is not None:

@@ -154,6 +154,19 @@ class QAStore:
 
         return await self.db.run(fetch)
 
+    async def unscored(self, *, since: float | None = None, limit: int = 500) -> list[str]:
+        """Stored calls (oldest first) that have no scorecard: what a restart may have left."""
+
+        def fetch(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT c.call_id FROM calls c LEFT JOIN qa_scorecards q ON q.call_id = c.call_id"
+                " WHERE q.call_id IS NULL AND c.ended_at >= ? ORDER BY c.ended_at LIMIT ?",
+                (since if since is not None else 0.0, limit),
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return await self.db.run(fetch)
+
     async def count(self) -> int:
         return await self.db.run(
             lambda conn: int(conn.execute("SELECT COUNT(*) FROM qa_scorecards").fetchone()[0])

@@ -69,6 +69,21 @@ class QAWorker:
     async def stop(self, grace_s: float = 10.0) -> None:
         await self.stream.stop(grace_s)
 
+    async def backfill(self, *, since: float | None = None, limit: int = 10_000) -> int:
+        """Score stored calls that have no scorecard (e.g. ended while no worker ran, or lost
+        with an in-memory stream at a restart). Safe beside live workers: saves are idempotent."""
+        done = 0
+        while done < limit:
+            call_ids = await self.store.unscored(since=since, limit=min(100, limit - done))
+            if not call_ids:
+                break
+            for call_id in call_ids:
+                record = await self.calls.get_call(call_id)
+                if record is not None:
+                    await self._score(record)
+                done += 1
+        return done
+
     async def handle(self, entry: StreamEntry) -> None:
         fields = entry.fields
         if fields.get("event") != "call.ended":
@@ -86,6 +101,9 @@ class QAWorker:
             # call.ended follows the durable store write; a missing record means this worker
             # reads another store. Fail: retried, then dead-lettered where an operator sees it.
             raise LookupError(f"call {call_id} announced as ended but not in the call store")
+        await self._score(record)
+
+    async def _score(self, record: dict[str, Any]) -> None:
         card = await self.judge.score(record)
         card = with_offset(card, await self.store.offset_for(card.agent_id))
         if card.fallback_reason:

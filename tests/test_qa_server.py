@@ -93,3 +93,28 @@ async def test_exemplary_and_rushed_calls(server_factory) -> None:  # type: igno
     summaries = board.of_type("qa_scorecard")
     assert {s["call_id"] for s in summaries} == {"qa-good-1", "qa-bad-1"}
     assert next(s for s in summaries if s["call_id"] == "qa-bad-1")["violations"] == 2
+
+
+async def test_calls_stored_without_a_scorecard_are_scored_at_start(
+    server_factory, demo_config, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A call stored while no worker ran (an in-memory stream is lost at a restart) is scored
+    when the server starts again."""
+    import time
+
+    from qa.records import OfflineRecorder
+    from server.store import Database, SqliteCallStore
+
+    store = tmp_path / "restart.db"
+    db = Database(store)
+    calls = SqliteCallStore(db)
+    await calls.open()
+    record = OfflineRecorder(demo_config).record(
+        "restart-1", "agent-restart", EXEMPLARY, customer=EXEMPLARY_CUSTOMER, started_at=time.time() - 3600
+    )
+    assert await calls.save_call(record)
+    await db.close()
+    server = server_factory(store_path=store)
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        card = await scorecard(client, "restart-1")
+    assert card["agent_id"] == "agent-restart" and card["overall_score"] >= 80
