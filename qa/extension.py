@@ -44,9 +44,11 @@ class Scoring:
         self.llm = llm
 
     @classmethod
-    async def build(cls, rubric: Rubric, embedder: Embedder, settings: QASettings) -> Scoring:
+    async def build(
+        cls, rubric: Rubric, embedder: Embedder, settings: QASettings, *, max_batch: int = 16
+    ) -> Scoring:
         scorer = await asyncio.to_thread(EvidenceScorer, rubric, embedder)  # embeds the exemplars
-        evidence = AsyncEvidenceScorer(scorer)
+        evidence = AsyncEvidenceScorer(scorer, max_batch=max_batch)
         evidence.start()
         llm_settings = settings.llm()
         llm = LLMJudge(llm_settings, rubric, evidence) if llm_settings else None
@@ -88,7 +90,8 @@ class QAExtension:
         await services.ready.wait()  # the embedder loads in the background
         assert services.embedder is not None and self.store is not None and services.calls is not None
         try:
-            self.scoring = await Scoring.build(self.rubric, services.embedder, self.settings)
+            # Small batches: in process, scoring shares the CPU and the model with live assist.
+            self.scoring = await Scoring.build(self.rubric, services.embedder, self.settings, max_batch=4)
         except Exception:
             log.exception("QA scoring could not start")
             return

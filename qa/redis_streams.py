@@ -96,14 +96,18 @@ class RedisStreamBus(Bus):
         return [StreamEntry(entry_id, _fields(raw), deliveries[entry_id]) for entry_id, raw in entries]
 
     async def stream_info(self, stream: str, group: str) -> dict[str, int]:
+        from redis.exceptions import ResponseError
+
         name = keys.redis_stream(stream)
         length = int(await self._redis.xlen(name))
-        pending, lag = 0, length
-        for info in await self._redis.xinfo_groups(name) if length or await self._redis.exists(name) else []:
+        try:
+            groups = await self._redis.xinfo_groups(name)
+        except ResponseError:  # no such stream yet
+            groups = []
+        for info in groups:
             if info["name"] == group:
-                pending = int(info["pending"])
-                lag = int(info.get("lag") or 0)
-        return {"length": length, "pending": pending, "lag": lag}
+                return {"length": length, "pending": int(info["pending"]), "lag": int(info.get("lag") or 0)}
+        return {"length": length, "pending": 0, "lag": length}
 
 
 def _fields(raw: dict[str, str]) -> dict[str, Any]:

@@ -189,3 +189,30 @@ async def test_worker_killed_mid_job_is_scored_once_by_another(
         await bus.close()
         fake.stop()
         await db.close()
+
+
+async def test_redis_stream_backend_semantics(redis_url: str) -> None:
+    """The Redis backend the QA worker uses: group read, re-claim with a delivery count, ack,
+    and length/pending/lag bookkeeping (the server's backend when present, else QA's stop-gap)."""
+    bus = open_bus(redis_url)
+    stream = f"qa-semantics-{os.getpid()}"
+    try:
+        await bus.ensure_group(stream, "g")
+        await bus.ensure_group(stream, "g")  # idempotent
+        assert await bus.stream_info(stream, "g") == {"length": 0, "pending": 0, "lag": 0}
+        await bus.stream_add(stream, {"event": "call.ended", "call_id": "c1", "nested": {"a": [1, 2]}})
+        assert await bus.stream_info(stream, "g") == {"length": 1, "pending": 0, "lag": 1}
+        (entry,) = await bus.stream_read(stream, "g", "crashed", block_ms=100)
+        assert entry.fields == {"event": "call.ended", "call_id": "c1", "nested": {"a": [1, 2]}}
+        assert await bus.stream_claim(stream, "g", "other", min_idle_ms=60_000) == []
+        await asyncio.sleep(50 * MS)
+        (claimed,) = await bus.stream_claim(stream, "g", "other", min_idle_ms=10)
+        assert claimed.id == entry.id and claimed.deliveries == 2
+        assert await bus.stream_info(stream, "g") == {"length": 1, "pending": 1, "lag": 0}
+        await bus.stream_ack(stream, "g", [claimed.id])
+        assert await bus.stream_info(stream, "g") == {"length": 1, "pending": 0, "lag": 0}
+    finally:
+        redis = getattr(bus, "_redis", None)
+        if redis is not None:
+            await redis.delete(keys.redis_stream(stream))
+        await bus.close()
