@@ -127,7 +127,7 @@ def test_calibration_report_offsets_per_agent_and_global() -> None:
 async def test_calibration_api_applies_offsets_to_later_scores(server_factory) -> None:  # type: ignore[no-untyped-def]
     """POST /v1/qa/calibration with reviewer scores stores per-agent offsets; calls scored
     afterwards carry the offset (clamped to 0-100); bad CSVs get a 422 naming the column."""
-    server: RunningServer = server_factory()
+    server: RunningServer = server_factory(analysis_timeout_ms=60_000)
     async with httpx.AsyncClient(base_url=server.http, timeout=30) as client:
         for i in range(3):
             await stream_call(

@@ -38,7 +38,7 @@ async def test_exemplary_and_rushed_calls(server_factory) -> None:  # type: igno
     """An exemplary call scores high everywhere; a call with no greeting, no closing, a skipped
     recording notice and a hold without permission scores low in exactly those categories and
     lists exactly those violations, each citing the utterances that decided it."""
-    server = server_factory()
+    server = server_factory(analysis_timeout_ms=60_000)  # QA judges the record; a busy CI must not degrade it
     async with Listener(f"{server.ws}/v1/supervisor") as board:
         await stream_call(
             server, "qa-good-1", "agent-qa", EXEMPLARY, customer=EXEMPLARY_CUSTOMER, team="billing"
@@ -80,7 +80,9 @@ async def test_exemplary_and_rushed_calls(server_factory) -> None:  # type: igno
         if result["score"] is not None and result["id"] not in ("recording_notice", "no_forbidden_or_pii"):
             assert result["evidence"] or result["id"] in ("uses_name",), result
     greeting = next(c for c in bad["criteria"] if c["id"] == "opening_greeting")
-    assert greeting["score"] == 0 and greeting["evidence"][0]["text"] == "Yeah, go ahead."
+    # Nothing matched: the closest of the first two agent turns is cited, below threshold.
+    assert greeting["score"] == 0 and greeting["evidence"][0]["index"] in (0, 2)
+    assert "below threshold" in greeting["evidence"][0]["note"]
     missed = {c["criterion"] for c in bad["coaching_opportunities"]}
     assert {
         "opening_greeting",
