@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from qa.cli import qa_app
 from routing.cli import routing_app
 from server.kb_cli import kb_app
 from wfm.cli import wfm_app
@@ -29,6 +30,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(wfm_app, name="wfm")
 app.add_typer(kb_app, name="kb")
 app.add_typer(routing_app, name="routing")
+app.add_typer(qa_app, name="qa")
 
 
 def _setup_logging(level: str) -> None:

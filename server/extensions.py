@@ -28,8 +28,9 @@ class Extension(Protocol):
 
 def default_extensions() -> list[Extension]:
     """The extensions a plain ``callassist serve`` runs, in start order."""
+    from qa.extension import QAExtension
     from routing.extension import RoutingExtension
     from server.kb_api import KnowledgeBaseExtension
     from wfm.api import WfmExtension
 
-    return [KnowledgeBaseExtension(), RoutingExtension(), WfmExtension()]
+    return [KnowledgeBaseExtension(), RoutingExtension(), QAExtension(), WfmExtension()]

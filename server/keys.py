@@ -5,6 +5,7 @@ from __future__ import annotations
 PREFIX = "callassist"
 SUPERVISOR_CHANNEL = "supervisor"
 CALLS_STREAM = "calls"  # call.started / call.ended lifecycle events
+QA_GROUP = "qa"  # consumer group of the QA workers on the calls stream
 
 
 def agent_channel(agent_id: str) -> str:

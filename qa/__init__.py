@@ -1,0 +1,1 @@
+"""Post-call quality assurance: score every ended call on an editable rubric, with evidence."""
