@@ -68,6 +68,7 @@ async def test_exemplary_and_rushed_calls(server_factory) -> None:  # type: igno
     assert all(bad["category_scores"][k] >= 75 for k in ("issue_identification", "resolution", "empathy"))
     assert bad["overall_score"] < good["overall_score"] - 15
     assert sorted(v["rule_id"] for v in bad["compliance_violations"]) == [
+        "closing_summary",  # the call just stops: no recap
         "hold_without_permission",
         "recording_notice",
     ]
@@ -94,7 +95,7 @@ async def test_exemplary_and_rushed_calls(server_factory) -> None:  # type: igno
 
     summaries = board.of_type("qa_scorecard")
     assert {s["call_id"] for s in summaries} == {"qa-good-1", "qa-bad-1"}
-    assert next(s for s in summaries if s["call_id"] == "qa-bad-1")["violations"] == 2
+    assert next(s for s in summaries if s["call_id"] == "qa-bad-1")["violations"] == 3
 
 
 async def test_calls_stored_without_a_scorecard_are_scored_at_start(
