@@ -5,6 +5,7 @@ from __future__ import annotations
 PREFIX = "callassist"
 SUPERVISOR_CHANNEL = "supervisor"
 CALLS_STREAM = "calls"  # call.started / call.ended lifecycle events
+FEEDBACK_GROUP = "assist-feedback"  # consumer group on CALLS_STREAM: impressions for adoption figures
 
 
 def agent_channel(agent_id: str) -> str:
