@@ -66,7 +66,7 @@ class AlertFeedExtension:
 
     async def start(self, services: Services) -> None:
         self._services = services
-        await services.db.run(lambda conn: conn.executescript(SCHEMA))
+        await services.db.run(_create_tables)
         outbox = self._outbox()
         await services.bus.subscribe(keys.SUPERVISOR_CHANNEL, outbox)
         self._task = asyncio.create_task(self._listen(outbox), name="alert-feed")
@@ -191,3 +191,7 @@ def _acks(conn: sqlite3.Connection, alert_ids: list[str]) -> dict[str, dict[str,
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)  # no cursor back to the event loop (see FeedbackExtension)

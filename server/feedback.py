@@ -175,7 +175,7 @@ class FeedbackExtension:
 
     async def start(self, services: Services) -> None:
         self._services = services
-        await services.db.run(lambda conn: conn.executescript(SCHEMA))
+        await services.db.run(_create_tables)
         self._counter = Counter(
             "callassist_assist_feedback_total",
             "Agent feedback on suggestions and articles",
@@ -192,11 +192,13 @@ class FeedbackExtension:
         self._task = asyncio.create_task(self._worker.run(), name="feedback-impressions")
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            await self._worker.stop()
+        # Stop reading first (nothing new starts), then let in-flight inserts finish: the
+        # database closes right after the extensions stop.
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._worker is not None:
+            await self._worker.stop()
         self._services = None
 
     @property
@@ -211,14 +213,18 @@ class FeedbackExtension:
         if entry.fields.get("event") != "call.ended" or not isinstance(entry.fields.get("record"), dict):
             return
         rows = impressions(entry.fields["record"])
-        if rows:
-            await self.services.db.run(
-                lambda conn: conn.executemany(
-                    "INSERT OR IGNORE INTO assist_impressions (call_id, utterance_id, target, article_id, unit,"
-                    " intent, title, agent_id, team, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+
+        def insert(conn: sqlite3.Connection) -> None:
+            # Returns nothing: a cursor handed back to the event loop would be finalised on
+            # that thread while the database thread runs the next statement (SQLITE_MISUSE).
+            conn.executemany(
+                "INSERT OR IGNORE INTO assist_impressions (call_id, utterance_id, target, article_id, unit,"
+                " intent, title, agent_id, team, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
             )
+
+        if rows:
+            await self.services.db.run(insert)
 
     # ------------------------------------------------------------------ feedback in
 
@@ -486,3 +492,7 @@ def _time_param(raw: str | None, name: str) -> float | None:
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)  # no cursor back to the event loop (see FeedbackExtension)

@@ -78,7 +78,9 @@
   let kpiDirty = true;
   let feedDirty = false;
   let renderDrillSoon = false;
-  const stats = { events: 0, frames: 0, maxBatch: 0 }; // read by the performance bench
+  // Read by the browser tests and bench/ui_board.py: events applied, frames rendered, and the
+  // duration of the last 2,000 render passes (a fixed ring, so it costs nothing to keep).
+  const stats = { events: 0, frames: 0, maxBatch: 0, flushMs: new Float64Array(2000), flushes: 0 };
 
   const prefs = (() => { try { return JSON.parse(localStorage.getItem(PREFS) || "{}"); } catch { return {}; } })();
   const savePrefs = () => { try { localStorage.setItem(PREFS, JSON.stringify(prefs)); } catch { /* private mode */ } };
@@ -244,13 +246,36 @@
     return order * sortDir || a.id.localeCompare(b.id);
   }
 
-  /** Put rows in order, moving only the ones out of place (a moved node costs layout). */
+  /** Indexes (into `seq`) of a longest strictly increasing subsequence, O(n log n). */
+  function longestIncreasing(seq) {
+    const tails = [];
+    const prev = new Int32Array(seq.length);
+    for (let i = 0; i < seq.length; i++) {
+      let lo = 0;
+      let hi = tails.length;
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (seq[tails[mid]] < seq[i]) lo = mid + 1; else hi = mid; }
+      prev[i] = lo > 0 ? tails[lo - 1] : -1;
+      tails[lo] = i;
+    }
+    const keep = new Set();
+    for (let i = tails.length ? tails[tails.length - 1] : -1; i >= 0; i = prev[i]) keep.add(i);
+    return keep;
+  }
+
+  /** Put rows in order with the fewest DOM moves: rows that keep their relative order (a
+   *  longest increasing run of their current positions) stay put; only the others move. */
   function reorder() {
     const ordered = [...calls.values()].sort(compare);
-    let cursor = ui.rows.firstElementChild;
-    for (const row of ordered) {
-      if (row.el === cursor) { cursor = cursor.nextElementSibling; continue; }
-      ui.rows.insertBefore(row.el, cursor);
+    const position = new Map();
+    let index = 0;
+    for (let node = ui.rows.firstElementChild; node; node = node.nextElementSibling) position.set(node, index++);
+    const current = ordered.map((row) => position.get(row.el) ?? -1);
+    const stay = longestIncreasing(current);
+    let next = null; // insert from the end backwards, so each anchor is already in place
+    for (let i = ordered.length - 1; i >= 0; i--) {
+      const node = ordered[i].el;
+      if (!stay.has(i) || current[i] < 0) ui.rows.insertBefore(node, next);
+      next = node;
     }
     ordered.forEach((row, i) => { const index = String(i + 2); if (row.el.getAttribute("aria-rowindex") !== index) row.el.setAttribute("aria-rowindex", index); });
     ui.table.setAttribute("aria-rowcount", String(ordered.length + 1));
@@ -563,6 +588,12 @@
   }
 
   function flush() {
+    const started = performance.now();
+    render();
+    stats.flushMs[stats.flushes++ % stats.flushMs.length] = performance.now() - started;
+  }
+
+  function render() {
     frame = 0;
     stats.frames += 1;
     stats.maxBatch = Math.max(stats.maxBatch, sinceFrame);

@@ -279,3 +279,30 @@ async def test_alert_feed_and_acknowledge(shared_server: RunningServer) -> None:
     assert listed["alerts"][0]["ack"]["by"] == "Sam"
     acks = board.of_type("alert_ack")
     assert len(acks) == 1 and acks[0]["alert_id"] == alert["alert_id"] and acks[0]["call_id"] == "feed-1"
+
+
+async def test_impressions_survive_concurrent_call_ends(tmp_path: Any) -> None:
+    """Hundreds of calls ending at once all get their impressions (no SQLite cursor crosses
+    threads: that used to fail some inserts with "bad parameter or other API misuse")."""
+    from types import SimpleNamespace
+
+    from server.bus import StreamEntry
+    from server.feedback import FeedbackExtension
+    from server.store import Database
+
+    db = Database(tmp_path / "impressions.db")
+    await db.open()
+    await db.run(lambda conn: conn.executescript(SCHEMA) and None)
+    extension = FeedbackExtension()
+    extension._services = SimpleNamespace(db=db)  # type: ignore[assignment]
+    assists = [{"utterance_id": f"u-{i}", "timestamp": float(i), "intent": "billing", "suggested_action": "Explain",
+                "articles": [{"id": "kb-1", "title": "One"}, {"id": "kb-2", "title": "Two"}]} for i in range(4)]  # fmt: skip
+
+    def ended(n: int) -> StreamEntry:
+        record = {"call_id": f"c-{n}", "agent_id": "a", "ended_at": 1.0, "assists": assists}
+        return StreamEntry(f"{n}-0", {"event": "call.ended", "call_id": f"c-{n}", "record": record})
+
+    await asyncio.gather(*(extension._on_call_event(ended(n)) for n in range(300)))
+    count = await db.run(lambda conn: conn.execute("SELECT COUNT(*) FROM assist_impressions").fetchone()[0])
+    await db.close()
+    assert count == 300 * 4 * 3
