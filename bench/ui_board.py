@@ -125,6 +125,8 @@ async def run(args: argparse.Namespace, base: str, http: str) -> None:
         )
         sent = await drive(sockets, args.rate, args.duration, texts)
         await asyncio.sleep(1.0)
+        if args.screenshot:
+            await page.screenshot(path=args.screenshot)
         result = await page.evaluate(
             "(() => { const p = window.__perf; p.recording = false; const s = window.callassistBoard.stats;"
             " const n = Math.min(s.flushes, s.flushMs.length);"
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
     parser.add_argument("--mode", choices=["wall", "dense"], default="wall")
     parser.add_argument("--url", help="http://host:port of a running server (default: start one)")
+    parser.add_argument("--screenshot", help="save a PNG of the board at the end of the run")
     args = parser.parse_args()
     proc = None
     with tempfile.TemporaryDirectory() as tmp:
