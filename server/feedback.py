@@ -55,6 +55,7 @@ HTTP_STATUS = {
     "unknown_call": 404,
     "unknown_utterance": 404,
     "unknown_article": 404,
+    "feedback_unavailable": 503,
 }
 
 SCHEMA = """
@@ -234,6 +235,17 @@ class FeedbackExtension:
             return None
         return await self.record(agent_id, _parse(frame))
 
+    async def record(self, agent_id: str, frame: FeedbackFrame) -> dict[str, Any]:
+        """Store one piece of feedback; a storage failure is a clear error (the socket stays
+        open; the widget puts the button back and tells the agent)."""
+        try:
+            return await self._record(agent_id, frame)
+        except ProtocolError:
+            raise
+        except Exception:
+            log.exception("feedback on call %s could not be stored", frame.call_id)
+            raise ProtocolError("feedback_unavailable", "feedback could not be stored; try again") from None
+
     async def post_feedback(self, request: Request) -> JSONResponse:
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
@@ -254,7 +266,7 @@ class FeedbackExtension:
             return _error(HTTP_STATUS.get(exc.code, 422), exc.code, exc.message, **extra)
         return JSONResponse(saved)
 
-    async def record(self, agent_id: str, frame: FeedbackFrame) -> dict[str, Any]:
+    async def _record(self, agent_id: str, frame: FeedbackFrame) -> dict[str, Any]:
         """Check the call, utterance and article were really shown to this agent, then upsert."""
         await self._check_shown(agent_id, frame)
         now = time.time()

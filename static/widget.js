@@ -234,12 +234,24 @@
       const socket = this.socket;
       this.socket = null;
       if (socket) { socket.onclose = socket.onmessage = socket.onopen = socket.onerror = null; socket.close(1000); }
+      this.requeueInflight();
+    }
+
+    /** Feedback sent but not answered when the socket went away goes again after the reconnect. */
+    requeueInflight() {
+      const unanswered = this.inflight;
       this.inflight = [];
+      for (const frame of unanswered) {
+        const key = `${frame.call_id}|${frame.unit}|${"used" in frame ? "used" : "rating"}`;
+        if (this.outgoing.has(key)) { const call = this.calls.get(frame.call_id); if (call) this.feedbackState(call, frame.unit).pending -= 1; }
+        else this.outgoing.set(key, frame);
+      }
     }
 
     connect() {
       this.teardown();
-      if (this.closed || !this.agentId) return;
+      if (this.closed) return;
+      if (!this.agentId) { this.setState("failed", "no agent-id"); return; }
       this.setState(navigator.onLine === false ? "offline" : "connecting");
       let socket;
       try {
@@ -267,7 +279,7 @@
     scheduleReconnect(close) {
       this.socket = null;
       clearInterval(this.heartbeat);
-      this.inflight = [];
+      this.requeueInflight();
       if (this.closed) return;
       // Equal jitter: between half and all of the capped exponential delay.
       const cap = Math.min(this.maxBackoff, 500 * 2 ** this.attempt++);
@@ -294,7 +306,7 @@
 
     /** Send a feedback frame now, or keep it (latest per target wins) until the socket is live. */
     sendFeedback(frame) {
-      const { unit, ...wire } = frame;
+      const { unit, before, ...wire } = frame;
       if (this.socket && this.socket.readyState === WebSocket.OPEN && this.state === "live") {
         this.socket.send(JSON.stringify(wire));
         this.inflight.push(frame);
@@ -486,13 +498,14 @@
       if (articleId && !article) return;
       const unit = article ? `a:${article.id}` : suggestionUnit(assist);
       const state = { ...this.feedbackState(call, unit) };
+      const before = { used: state.used, rating: state.rating };
       const frame = { type: "feedback", call_id: call.id, utterance_id: assistKey(assist), target: article ? "article" : "suggestion" };
       if (article) frame.article_id = article.id;
       if (kind === "used") { state.used = !state.used; frame.used = state.used; }
       else { state.rating = state.rating === kind ? null : kind; frame.rating = state.rating; }
       state.pending += 1;
       call.feedback.set(unit, state);
-      this.sendFeedback({ ...frame, unit });
+      this.sendFeedback({ ...frame, unit, before });
       this.markCall(call, article ? "articles" : "action");
     }
 
@@ -505,8 +518,8 @@
         state.pending = Math.max(0, state.pending - 1);
         if (error) {
           // Roll back what this frame changed; tell the agent once, quietly.
-          if ("used" in frame) state.used = !frame.used;
-          if ("rating" in frame) state.rating = null;
+          if ("used" in frame) state.used = frame.before.used;
+          if ("rating" in frame) state.rating = frame.before.rating;
           this.showError(`Feedback not saved: ${error.message}`);
         }
         call.feedback.set(frame.unit, state);

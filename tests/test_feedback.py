@@ -306,3 +306,27 @@ async def test_impressions_survive_concurrent_call_ends(tmp_path: Any) -> None:
     count = await db.run(lambda conn: conn.execute("SELECT COUNT(*) FROM assist_impressions").fetchone()[0])
     await db.close()
     assert count == 300 * 4 * 3
+
+
+async def test_feedback_storage_failure_is_a_clear_error(server_factory: Any) -> None:
+    """If the feedback cannot be stored the agent gets a retryable error frame and the
+    socket (and the call) carry on."""
+    server = server_factory()
+    async with (
+        Listener(f"{server.ws}/v1/agents/agent-broken") as agent,
+        Softphone(server.ws, "fb-broken") as phone,
+    ):
+        await phone.start("agent-broken")
+        await phone.say("customer", BILL, 2.0, "u-1")
+        await agent.wait_for(lambda ev: any(e["type"] == "assist" for e in ev))
+        with sqlite3.connect(server.services.settings.store_path) as conn:
+            conn.execute("DROP TABLE assist_feedback")
+        await agent.send({"type": "feedback", "call_id": "fb-broken", "utterance_id": "u-1",
+                          "target": "suggestion", "used": True})  # fmt: skip
+        await agent.send({"type": "ping"})
+        await agent.wait_for(lambda ev: any(e["type"] == "pong" for e in ev))
+        await phone.say("customer", "and I want to cancel", 6.0, "u-2")
+        await agent.wait_for(lambda ev: len([e for e in ev if e["type"] == "assist"]) == 2)
+        assert (await phone.end())["stored"] is True
+    errors = agent.of_type("error")
+    assert [e["code"] for e in errors] == ["feedback_unavailable"]

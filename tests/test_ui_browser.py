@@ -388,7 +388,8 @@ async def test_widget_feedback_reaches_the_server(ui: Any, open_page: Any) -> No
 
 async def test_widget_opened_mid_call_redraws_it(ui: Any, open_page: Any) -> None:
     """A widget that connects (or reconnects) during a call redraws it from the server's
-    call_state at once: transcript, last suggestion and open compliance alerts."""
+    call_state at once: transcript, last suggestion and open compliance alerts; a second
+    live call (a consult) shows as a tab the agent can switch to with the arrow keys."""
     server, _ = ui
     async with (
         Softphone(server.ws, "ui-resume-1") as phone,
@@ -406,6 +407,16 @@ async def test_widget_opened_mid_call_redraws_it(ui: Any, open_page: Any) -> Non
         )
         await expect(widget.locator(".line")).to_have_count(2)
         await expect(widget.locator('.alert[data-rule="hold_without_permission"]')).to_have_count(1)
+        async with Softphone(server.ws, "ui-resume-2") as consult:  # a second call: tabs appear
+            await consult.start("agent-resume", customer={"id": "c-13", "name": "Back Office"})
+            await expect(widget.locator(".name")).to_have_text("Back Office")
+            tabs = widget.locator(".tab")
+            await expect(tabs).to_have_count(2)
+            await tabs.nth(1).focus()
+            await page.keyboard.press("ArrowLeft")
+            await expect(widget.locator(".name")).to_have_text("Ravi Patel")
+            await expect(tabs.nth(0)).to_have_attribute("aria-selected", "true")
+            await consult.end()
         await phone.end()
 
 
