@@ -6,6 +6,7 @@ PREFIX = "callassist"
 SUPERVISOR_CHANNEL = "supervisor"
 CALLS_STREAM = "calls"  # call.started / call.ended lifecycle events
 QA_GROUP = "qa"  # consumer group of the QA workers on the calls stream
+FEEDBACK_GROUP = "assist-feedback"  # consumer group on CALLS_STREAM: impressions for adoption figures
 
 
 def agent_channel(agent_id: str) -> str:

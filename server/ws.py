@@ -260,6 +260,11 @@ async def agent_socket(websocket: WebSocket) -> None:
         return frames
 
     async def on_client(frame: dict[str, Any], reply: Callable[[dict[str, Any]], None]) -> None:
+        for extension in services.extensions.values():  # e.g. the widget's suggestion feedback
+            handle = getattr(extension, "on_agent_frame", None)
+            if handle is not None and (answer := await handle(agent_id, frame)) is not None:
+                reply(answer)
+                return
         raise ProtocolError("unknown_type", f"unknown frame type {frame.get('type')!r} on the agent socket")
 
     await _pump(websocket, services, "agent", outbox, [keys.agent_channel(agent_id)], greet, on_client)
