@@ -81,6 +81,7 @@ DEFAULT_PHRASES: dict[str, float] = {
 NEUTRAL_BAND = 0.05  # VADER's own convention for the neutral label.
 TRAINING_DATA = Path(__file__).resolve().parent / "data" / "sentiment_train.csv"
 LABELS: tuple[Label, ...] = ("negative", "neutral", "positive")
+INTENSITY_FLOOR = 0.5
 TREND_WINDOW = 5
 TREND_THRESHOLD = 0.15
 
@@ -146,7 +147,7 @@ def sentiment_trend(
 
 @dataclass(frozen=True, slots=True)
 class HeadScore:
-    valence: float  # P(positive) - P(negative), in [-1, 1]
+    valence: float  # (P(positive) - P(negative)) x intensity, in [-1, 1]
     label: Label
 
 
@@ -170,11 +171,18 @@ class SentimentHead:
         return cls(model.coef_[order].T, model.intercept_[order])
 
     def score(self, vectors: np.ndarray, compounds: Sequence[float]) -> list[HeadScore]:
+        """Direction from the classifier, strength from the words: P(pos) - P(neg) measures
+        how *sure* we are, not how *strongly* the caller feels, so it is scaled by VADER's
+        intensity (at least INTENSITY_FLOOR). A calm "why is my bill double?" stays near
+        -0.5; "I'm furious, this is a disgrace" goes to -0.9."""
         logits = _features(vectors, compounds) @ self._weights + self._bias
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
-        return [HeadScore(float(p[2] - p[0]), LABELS[int(p.argmax())]) for p in probs]
+        return [
+            HeadScore(float((p[2] - p[0]) * max(abs(c), INTENSITY_FLOOR)), LABELS[int(p.argmax())])
+            for p, c in zip(probs, compounds, strict=True)
+        ]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self._weights, "bias": self._bias}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -32,6 +32,35 @@ log = logging.getLogger(__name__)
 Publish = Callable[..., Awaitable[None]]
 MAX_ROUNDS = 8
 STATS_INTERVAL_S = 0.5
+
+
+class ServiceLevelWindow:
+    """Rolling service level of the calls this router answered or lost: the share answered
+    within ``threshold_s`` among calls answered or abandoned in the last ``window_s``
+    (abandons count as misses, the conservative convention)."""
+
+    def __init__(self, threshold_s: float = 20.0, window_s: float = 1800.0) -> None:
+        self.threshold_s = threshold_s
+        self.window_s = window_s
+        self._events: deque[tuple[float, bool]] = deque()
+
+    def record(self, now: float, *, waited_s: float, answered: bool) -> None:
+        self._events.append((now, answered and waited_s <= self.threshold_s))
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._events and now - self._events[0][0] > self.window_s:
+            self._events.popleft()
+
+    def stats(self, now: float) -> dict[str, Any]:
+        self._trim(now)
+        within = sum(ok for _, ok in self._events)
+        return {
+            "service_level": round(within / len(self._events), 4) if self._events else None,
+            "service_level_calls": len(self._events),
+            "service_level_threshold_s": self.threshold_s,
+            "service_level_window_s": self.window_s,
+        }
 
 
 class Router:
@@ -56,6 +85,7 @@ class Router:
         self._task: asyncio.Task[None] | None = None
         self._stats_dirty = True
         self._stats_sent = 0.0
+        self.service_level = ServiceLevelWindow()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -170,9 +200,11 @@ class Router:
 
     async def abandon(self, call_id: str) -> dict[str, Any]:
         """The caller hung up while waiting."""
-        record = await self.state.abandon(call_id, self.clock())
+        now = self.clock()
+        record = await self.state.abandon(call_id, now)
         self._apply(record)
         self.counters["abandoned"] += 1
+        self.service_level.record(now, waited_s=now - record.wait_start, answered=False)
         return {"status": "abandoned", **record.public(self.clock())}
 
     async def accept_callback(self, call_id: str, number: str | None = None) -> dict[str, Any]:
@@ -212,7 +244,11 @@ class Router:
     async def queue(self, limit: int = 1000) -> dict[str, Any]:
         await self.sync()
         now = self.clock()
-        return {**self.engine.stats(now), "calls": self.engine.snapshot(now, limit)}
+        return {
+            **self.engine.stats(now),
+            **self.service_level.stats(now),
+            "calls": self.engine.snapshot(now, limit),
+        }
 
     def predicted_workload_s(self) -> float:
         """Predicted handle seconds of every waiting call (escalated calls x1.4): for WFM."""
@@ -256,6 +292,10 @@ class Router:
                     if result.ok:
                         made.append(proposal)
                         self.counters["assigned"] += 1
+                        if result.call is not None:
+                            self.service_level.record(
+                                now, waited_s=now - result.call.wait_start, answered=True
+                            )
                         await self._announce(proposal, result)
                     else:
                         lost = True
@@ -313,5 +353,7 @@ class Router:
         self._stats_dirty = False
         self._stats_sent = now
         await self._send(
-            [keys.SUPERVISOR_CHANNEL], {"type": "routing.queue", **self.engine.stats(now)}, droppable=True
+            [keys.SUPERVISOR_CHANNEL],
+            {"type": "routing.queue", **self.engine.stats(now), **self.service_level.stats(now)},
+            droppable=True,
         )

@@ -50,7 +50,13 @@ class Database:
         if self._conn is None:
             self._open()
         assert self._conn is not None
-        return work(self._conn)
+        result = work(self._conn)
+        if isinstance(result, sqlite3.Cursor):
+            # A cursor must not outlive this thread: finalised later on the event loop it
+            # races the next statement ("bad parameter or other API misuse").
+            result.close()
+            return None  # type: ignore[return-value]
+        return result
 
     async def close(self) -> None:
         if self._conn is not None:

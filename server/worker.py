@@ -87,6 +87,8 @@ class StreamWorker:
                 await asyncio.sleep(1.0)
                 continue
             for entry in entries:
+                if self._stopping.is_set():
+                    break  # read after stop(): leave it pending for another worker
                 await self._slots.acquire()
                 task = asyncio.create_task(self._process(entry), name=f"{self.group}-{entry.id}")
                 self._inflight.add(task)

@@ -525,11 +525,12 @@
   function renderQueue(ev) {
     queueAt = performance.now();
     ui.queue.forEach((node) => { node.hidden = false; node.dataset.stale = "false"; });
-    setText(ui.qWaiting, ev.waiting != null ? String(ev.waiting) : "—");
+    const waiting = ev.waiting ?? ev.queued; // routing.queue calls it "queued"
+    setText(ui.qWaiting, waiting != null ? String(waiting) : "—");
     setText(ui.qLongest, ev.longest_wait_s != null ? clock(ev.longest_wait_s) : "—");
     const sl = ev.service_level;
     setText(ui.qSl, sl == null ? "—" : `${Math.round(sl <= 1 ? sl * 100 : sl)}%`);
-    ui.queue[0].dataset.level = ev.waiting > 0 ? "busy" : "calm";
+    ui.queue[0].dataset.level = waiting > 0 ? "busy" : "calm";
   }
 
   // ------------------------------------------------------------------ events
@@ -570,6 +571,7 @@
         break;
       }
       case "queue_stats":
+      case "routing.queue":
         queueEvents.push(ev);
         break;
       case "call_state":

@@ -400,6 +400,14 @@
           this.endCall(this.call(ev.call_id), ev);
           this.emit("call", { call: { call_id: ev.call_id, agent_id: ev.agent_id }, ended: true });
           break;
+        case "call.routed": {
+          // The router chose this agent: say who is coming and why, before the call starts.
+          const caller = ev.caller || {};
+          const who = caller.name || caller.customer_id || caller.call_id || "a caller";
+          this.say(`Incoming call from ${who}${caller.tier ? ", " + caller.tier + " tier" : ""}. ${ev.why || ""}`, false);
+          this.emit("routed", { routing: ev });
+          break;
+        }
         case "feedback_saved":
           this.onFeedbackAnswer(ev, null);
           break;

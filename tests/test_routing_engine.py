@@ -292,3 +292,18 @@ def test_committed_assignments_leave_the_queue() -> None:
     commit(e, a.call_id, a.agent_id, T0)
     assert len(e.queue) == 0 and e.agent("a").status is AgentStatus.ON_CALL
     assert e.propose(T0 + 1) == []
+
+
+def test_service_level_window_counts_answers_within_threshold_and_abandons_as_misses() -> None:
+    """Live service level: answered within 20 s over answered + abandoned, in a rolling window."""
+    from routing.router import ServiceLevelWindow
+
+    window = ServiceLevelWindow(threshold_s=20, window_s=100)
+    assert window.stats(0)["service_level"] is None
+    window.record(10, waited_s=5, answered=True)
+    window.record(20, waited_s=25, answered=True)
+    window.record(30, waited_s=8, answered=False)
+    window.record(40, waited_s=19.9, answered=True)
+    assert window.stats(40)["service_level"] == 0.5
+    assert window.stats(121)["service_level_calls"] == 2  # the first two fell out of the window
+    assert window.stats(121)["service_level"] == 0.5
