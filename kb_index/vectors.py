@@ -8,11 +8,17 @@ changes daily needs removal. Not thread-safe by itself: ``KnowledgeIndex`` seria
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 import faiss
 import numpy as np
+
+# One query at a time is the live pattern; FAISS's OpenMP threads spin on every call and made
+# a 761-chunk flat search cost ~500 us instead of ~40 us on 2 cores, stealing CPU from the
+# embedder. Bulk benchmarks may raise it (bench/kb_scale.py --threads).
+faiss.omp_set_num_threads(int(os.environ.get("CALLASSIST_FAISS_THREADS", "1")))
 
 IndexKind = Literal["flat", "ivf"]
 TRAIN_POINTS_PER_LIST = 40  # FAISS warns below 39; more costs build time for little recall

@@ -86,6 +86,7 @@ def serve(
         port=port,
         workers=workers,
         ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=settings.ws_compression,
         log_level=log_level,
     )
 

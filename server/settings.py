@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     process_name: str = Field(default_factory=_process_name)
 
     max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)
+    ws_compression: bool = Field(
+        default=False, description="permessage-deflate on WebSockets (costs CPU per event; off for LAN)."
+    )
     max_consecutive_errors: int = Field(
         default=10, ge=1, description="Bad frames in a row before closing 1008."
     )

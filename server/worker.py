@@ -87,9 +87,10 @@ class StreamWorker:
                 await asyncio.sleep(1.0)
                 continue
             for entry in entries:
-                if self._stopping.is_set():
-                    break  # read after stop(): leave it pending for another worker
                 await self._slots.acquire()
+                if self._stopping.is_set():  # read (or waited for a slot) past stop(): leave it
+                    self._slots.release()  # pending; another worker claims it
+                    break
                 task = asyncio.create_task(self._process(entry), name=f"{self.group}-{entry.id}")
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)

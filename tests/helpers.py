@@ -49,7 +49,13 @@ def start_server(
 ) -> RunningServer:
     """Serve ``app`` with real uvicorn on a loopback port and wait until /healthz is ready."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws_max_size=max_frame_bytes, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_max_size=max_frame_bytes,
+        ws_per_message_deflate=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
