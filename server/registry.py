@@ -1,7 +1,7 @@
 """Live-call registry: which calls are live, on which agent and process.
 
 The supervisor snapshot and the agent's reconnect come from here. In memory for one
-process; the Redis registry (server/redis_bus.py) makes it cluster-wide with expiry.
+process; the Redis registry (server/redis_registry.py) makes it cluster-wide with expiry.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ class LiveRegistry(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+    async def claim(self, call_id: str) -> None:  # noqa: B027 - one process owns every call
+        """Take a new call id for this process before its session starts. Raises ProtocolError
+        when another live process holds the call or it already ended (cluster-wide registry)."""
 
     @abstractmethod
     async def upsert(self, summary: dict[str, Any]) -> None: ...

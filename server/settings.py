@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     store_path: Path = Field(default=Path("var/callassist.db"), description="SQLite file for call records.")
     model_path: str | None = Field(default=None, description="sentence-transformers model directory.")
     process_name: str = Field(default_factory=_process_name)
+    registry_ttl_seconds: float = Field(
+        default=15.0, ge=1, le=30, description="A dead process's live calls leave the registry after this."
+    )
 
     max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)
     max_consecutive_errors: int = Field(
