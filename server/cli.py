@@ -15,11 +15,14 @@ from pathlib import Path
 
 import typer
 
+from server.archive import worker_app
+
 app = typer.Typer(help="callassist: real-time agent assist for call centers.", no_args_is_help=True)
 intents_app = typer.Typer(help="Intent classifier tools.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Protocol v1 tools.", no_args_is_help=True)
 app.add_typer(intents_app, name="intents")
 app.add_typer(protocol_app, name="protocol")
+app.add_typer(worker_app, name="worker")
 
 
 def _setup_logging(level: str) -> None:
