@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sqlite3
@@ -97,7 +98,7 @@ async def archived(store: Path) -> dict[str, int]:
     def read() -> dict[str, int]:
         if not store.exists():
             return {}
-        with sqlite3.connect(store) as db:
+        with contextlib.closing(sqlite3.connect(store)) as db:
             return dict(db.execute("SELECT call_id, COUNT(*) FROM calls GROUP BY call_id").fetchall())
 
     return await asyncio.to_thread(read)
@@ -129,10 +130,15 @@ def main() -> None:
             def replacement() -> None:
                 consumers.append(ArchiveProcess("arch-3", redis.url, store, directory, *claim))
 
+            # Hold the archive store's write lock for a moment so the consumers pile up entries
+            # they have read but not acked; the SIGKILL then really strands work in arch-1.
+            lock = sqlite3.connect(store, isolation_level=None, check_same_thread=False)
             faults = [
                 (8.0, "redis-server stopped", redis.stop),
                 (8.0 + args.redis_down, "redis-server started", redis.start),
+                (17.5, "archive store write-locked", lambda: lock.execute("BEGIN IMMEDIATE")),
                 (20.0, "consumer arch-1 SIGKILLed", consumers[0].kill),
+                (20.5, "archive store unlocked", lambda: lock.execute("ROLLBACK")),
                 (28.0, "consumer arch-3 started", replacement),
             ]
             results, timeline = asyncio.run(drive(servers, args.calls, args.concurrency, faults))
@@ -164,12 +170,13 @@ def main() -> None:
             for server in servers:
                 server.stop()
             redis.stop()
-        logs = "\n".join(c.log() for c in consumers)
-        duplicates_seen = sum(
-            int(line.split("duplicates=")[1].split()[0])
-            for line in logs.splitlines()
-            if "stopped: stored=" in line
-        )
+        lock.close()
+        finals = [line for c in consumers for line in c.log().splitlines() if "stopped: stored=" in line]
+
+        def total(field: str) -> int:
+            return sum(int(line.split(f"{field}=")[1].split()[0]) for line in finals)
+
+        duplicates_seen, claimed = total("duplicates"), total("claimed")
     lost = sorted(acked - counts.keys())
     result = {
         "calls": args.calls,
@@ -179,6 +186,7 @@ def main() -> None:
         "lost": len(lost),
         "lost_ids": lost[:20],
         "rows_per_call_max": max(counts.values(), default=0),
+        "entries_reclaimed_from_dead_consumer": claimed,
         "redeliveries_absorbed": duplicates_seen,
         **state,
         "bus_dropped": sum(m.get('callassist_bus_messages_total{event="dropped"}', 0) for m in metrics),
@@ -188,8 +196,9 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     print(
         f"\n{result['acked_stored']}/{args.calls} calls acked as stored; {result['archived']} archived; "
-        f"LOST {result['lost']}; max rows per call {result['rows_per_call_max']}; "
-        f"{duplicates_seen} redeliveries absorbed; pending {state['pending']}, dead letters {state['dead_letters']}"
+        f"LOST {result['lost']}; max rows per call {result['rows_per_call_max']}; {claimed} entries re-claimed "
+        f"from the killed consumer; {duplicates_seen} redeliveries absorbed; pending {state['pending']}, "
+        f"dead letters {state['dead_letters']}"
     )
 
 

@@ -20,6 +20,11 @@ from typing import Any
 from server.outbox import BusMessage, Outbox
 
 
+class BusUnavailable(ConnectionError):
+    """The bus backend is unreachable; callers fail fast and retry later (nothing is lost
+    that they keep, e.g. the store's outbox of call.ended)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEntry:
     id: str

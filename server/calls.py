@@ -20,7 +20,7 @@ from assist.engine import AssistEngine
 from assist.protocol import ProtocolError, StartFrame, UtteranceFrame
 from assist.session import AGENT, CALL, SUPERVISOR, CallSession, Outbound
 from server import keys
-from server.bus import Bus
+from server.bus import Bus, BusUnavailable
 from server.metrics import Metrics
 from server.registry import LiveRegistry
 from server.settings import Settings
@@ -100,7 +100,7 @@ class CallManager:
         )
         self.calls[call_id] = LiveCall(session, owner, close_owner)
         self.metrics.live_calls.set(len(self.calls))
-        await self.registry.upsert(session.summary())
+        await self.registry.upsert(session.summary(), state=session.resume_state())
         await self._publish(session, session.begin())
         await self._stream(
             "call.started", {"call_id": call_id, "agent_id": session.agent_id, "call": session.summary()}
@@ -255,7 +255,7 @@ class CallManager:
                 event.payload["latency_ms"] = round(latency * 1000, 2)
                 self.metrics.assist_latency.observe(latency)
         await self._publish(session, events)
-        await self.registry.upsert(session.summary())
+        await self.registry.upsert(session.summary(), state=session.resume_state())
 
     # ------------------------------------------------------------------ plumbing
 
@@ -279,10 +279,14 @@ class CallManager:
     async def _stream(self, event: str, fields: dict[str, Any], *, raise_errors: bool = False) -> None:
         try:
             await self.bus.stream_add(keys.CALLS_STREAM, {"event": event, **fields})
-        except Exception:
+        except Exception as exc:
             if raise_errors:
                 raise
-            log.warning("could not add %s to the %s stream", event, keys.CALLS_STREAM, exc_info=True)
+            # An outage is expected and logged by the bus; only a surprise deserves a traceback.
+            expected = isinstance(exc, BusUnavailable | ConnectionError | TimeoutError)
+            log.warning(
+                "could not add %s to the %s stream: %s", event, keys.CALLS_STREAM, exc, exc_info=not expected
+            )
 
     def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(work)  # type: ignore[assignment]

@@ -44,6 +44,11 @@ def live_call_key(call_id: str, prefix: str = PREFIX) -> str:
     return f"{prefix}:live:call:{call_id}"
 
 
+def live_state_key(call_id: str, prefix: str = PREFIX) -> str:
+    """What a reconnecting agent widget needs (recent transcript, last assist), same TTL."""
+    return f"{prefix}:live:state:{call_id}"
+
+
 def live_index_key(prefix: str = PREFIX) -> str:
     """Sorted set of live call ids, scored by start time (members may outlive expired calls)."""
     return f"{prefix}:live:index"

@@ -48,7 +48,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from server import keys
-from server.bus import Bus, StreamEntry, encode
+from server.bus import Bus, BusUnavailable, StreamEntry, encode
 from server.outbox import BusMessage, Outbox
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,6 @@ STATS_INTERVAL_S = 5.0
 DROP_LOG_INTERVAL_S = 10.0
 ORIGIN_CHARS = 16
 BUS_OPTIONS = ("prefix", "stream_maxlen")
-
-
-class BusUnavailable(ConnectionError):
-    """Redis is unreachable; raised by stream operations so callers fail fast and retry."""
 
 
 def split_bus_url(url: str) -> tuple[str, dict[str, str]]:
@@ -373,9 +369,12 @@ class RedisBus(Bus):
         self._require_connection()
         self._streams.add(stream)
         data = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-        entry_id = await self.redis.xadd(
-            self._key(stream), {"data": data}, maxlen=self.stream_maxlen, approximate=True
-        )
+        try:
+            entry_id = await self.redis.xadd(
+                self._key(stream), {"data": data}, maxlen=self.stream_maxlen, approximate=True
+            )
+        except (RedisError, OSError) as exc:  # e.g. connection lost, or OOM under noeviction
+            raise BusUnavailable(f"XADD to {stream} failed: {exc}") from exc
         self.counters["stream_added"] += 1
         return str(entry_id)
 

@@ -72,6 +72,7 @@ class RedisRegistry(LiveRegistry):
         )
         self.connected = False
         self._local: dict[str, dict[str, Any]] = {}  # call id -> stored value, this process's calls
+        self._states: dict[str, str] = {}  # call id -> resume state (JSON) of this process's calls
         self._removed: set[str] = set()  # removals Redis has not seen yet
         self._write_lock = asyncio.Lock()  # heartbeat and upserts never interleave stale values
         self._heartbeat: asyncio.Task[None] | None = None
@@ -89,7 +90,7 @@ class RedisRegistry(LiveRegistry):
         if self.connected and self._removed:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(self.op_timeout_s):
-                    await self._write([], sorted(self._removed))
+                    await self._write([], sorted(self._removed), with_state=False)
         await self.redis.aclose()
 
     # ------------------------------------------------------------------ writes
@@ -124,13 +125,16 @@ class RedisRegistry(LiveRegistry):
                 close_code=CLOSE_TRY_AGAIN_LATER,
             )
 
-    async def upsert(self, summary: dict[str, Any]) -> None:
+    async def upsert(self, summary: dict[str, Any], *, state: dict[str, Any] | None = None) -> None:
         call_id = summary["call_id"]
         self._local[call_id] = self._value(call_id, summary)
+        if state is not None:
+            self._states[call_id] = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
         self._removed.discard(call_id)
-        await self._try_write([call_id], [])
+        await self._try_write([call_id], [], with_state=state is not None)
 
     async def remove(self, call_id: str) -> None:
+        self._states.pop(call_id, None)
         if self._local.pop(call_id, None) is None:
             return
         self._removed.add(call_id)
@@ -145,34 +149,53 @@ class RedisRegistry(LiveRegistry):
             "call": summary,
         }
 
-    async def _try_write(self, upserts: list[str], removals: list[str]) -> None:
+    async def _try_write(self, upserts: list[str], removals: list[str], *, with_state: bool = False) -> None:
         if not self.connected:
             return  # the heartbeat writes it back once Redis returns
         try:
             async with asyncio.timeout(self.op_timeout_s):
-                await self._write(upserts, removals)
+                await self._write(upserts, removals, with_state=with_state)
         except (RedisError, OSError, TimeoutError):
             self._lost("write")
 
-    async def _write(self, upserts: list[str], removals: list[str]) -> None:
-        async with self._write_lock, self.redis.pipeline(transaction=False) as pipe:
-            ttl = int(self.ttl_s)
-            index = keys.live_index_key(self.prefix)
-            for call_id in upserts:
-                value = self._local.get(call_id)
-                if value is None:
-                    continue
-                summary = value["call"]
-                agent_key = keys.live_agent_key(summary["agent_id"], self.prefix)
-                pipe.set(keys.live_call_key(call_id, self.prefix), json.dumps(value), ex=ttl)
-                pipe.zadd(index, {call_id: summary["started_at"]})
-                pipe.sadd(agent_key, call_id)
-                pipe.expire(agent_key, ttl)
-            for call_id in removals:
-                pipe.delete(keys.live_call_key(call_id, self.prefix))
-                pipe.zrem(index, call_id)
-                pipe.set(keys.ended_call_key(call_id, self.prefix), "1", ex=ENDED_MARKER_TTL_S)
-            await pipe.execute()
+    async def _write(self, upserts: list[str], removals: list[str], *, with_state: bool) -> None:
+        """Summaries are small and written in full; states are written when they change, and
+        otherwise only have their TTL refreshed (rewritten if Redis lost them)."""
+        ttl = int(self.ttl_s)
+        index = keys.live_index_key(self.prefix)
+        async with self._write_lock:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                refreshed: dict[int, str] = {}  # position of an EXPIRE of a state key -> call id
+                for call_id in upserts:
+                    value = self._local.get(call_id)
+                    if value is None:
+                        continue
+                    summary = value["call"]
+                    agent_key = keys.live_agent_key(summary["agent_id"], self.prefix)
+                    pipe.set(keys.live_call_key(call_id, self.prefix), json.dumps(value), ex=ttl)
+                    pipe.zadd(index, {call_id: summary["started_at"]})
+                    pipe.sadd(agent_key, call_id)
+                    pipe.expire(agent_key, ttl)
+                    if call_id in self._states:
+                        state_key = keys.live_state_key(call_id, self.prefix)
+                        if with_state:
+                            pipe.set(state_key, self._states[call_id], ex=ttl)
+                        else:
+                            refreshed[len(pipe)] = call_id
+                            pipe.expire(state_key, ttl)
+                for call_id in removals:
+                    pipe.delete(
+                        keys.live_call_key(call_id, self.prefix), keys.live_state_key(call_id, self.prefix)
+                    )
+                    pipe.zrem(index, call_id)
+                    pipe.set(keys.ended_call_key(call_id, self.prefix), "1", ex=ENDED_MARKER_TTL_S)
+                results = await pipe.execute()
+            lost = [c for i, c in refreshed.items() if not results[i] and c in self._states]
+            if lost:  # Redis restarted empty: write the states back
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for call_id in lost:
+                        pipe.set(keys.live_state_key(call_id, self.prefix), self._states[call_id], ex=ttl)
+                    await pipe.execute()
         self._removed.difference_update(removals)
 
     def _lost(self, what: str) -> None:
@@ -186,7 +209,7 @@ class RedisRegistry(LiveRegistry):
         try:
             async with asyncio.timeout(max(self.op_timeout_s, self.heartbeat_s)):
                 await self.redis.ping()
-                await self._write(list(self._local), sorted(self._removed))
+                await self._write(list(self._local), sorted(self._removed), with_state=False)
         except (RedisError, OSError, TimeoutError):
             self._lost("heartbeat")
             return
@@ -202,6 +225,17 @@ class RedisRegistry(LiveRegistry):
             await self._beat()
 
     # ------------------------------------------------------------------ reads
+
+    async def call_state(self, call_id: str) -> dict[str, Any] | None:
+        if not self.connected:
+            return None
+        try:
+            async with asyncio.timeout(self.op_timeout_s):
+                raw = await self.redis.get(keys.live_state_key(call_id, self.prefix))
+        except (RedisError, OSError, TimeoutError):
+            self._lost("state")
+            return None
+        return json.loads(raw) if raw else None
 
     async def snapshot(self, *, agent_id: str | None = None) -> list[dict[str, Any]]:
         calls: dict[str, dict[str, Any]] = {}

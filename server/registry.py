@@ -22,7 +22,13 @@ class LiveRegistry(ABC):
         when another live process holds the call or it already ended (cluster-wide registry)."""
 
     @abstractmethod
-    async def upsert(self, summary: dict[str, Any]) -> None: ...
+    async def upsert(self, summary: dict[str, Any], *, state: dict[str, Any] | None = None) -> None:
+        """Register or refresh a live call; ``state`` is what a reconnecting agent widget needs
+        (CallSession.resume_state()) for registries that serve other processes."""
+
+    async def call_state(self, call_id: str) -> dict[str, Any] | None:
+        """The last ``state`` of a call live on another process (None when unknown or local)."""
+        return None
 
     @abstractmethod
     async def remove(self, call_id: str) -> None: ...
@@ -35,7 +41,7 @@ class MemoryRegistry(LiveRegistry):
     def __init__(self) -> None:
         self._calls: dict[str, dict[str, Any]] = {}
 
-    async def upsert(self, summary: dict[str, Any]) -> None:
+    async def upsert(self, summary: dict[str, Any], *, state: dict[str, Any] | None = None) -> None:
         self._calls[summary["call_id"]] = summary
 
     async def remove(self, call_id: str) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from server.bus import BusUnavailable
 from server.outbox import Outbox
-from server.redis_bus import BusUnavailable, RedisBus
+from server.redis_bus import RedisBus
 from server.redis_registry import RedisRegistry
 from tests.cluster import RedisServer, wait_until
 from tests.helpers import MS
@@ -105,7 +106,7 @@ async def test_registry_keeps_serving_through_an_outage(redis_server: RedisServe
         redis_server.appendonly = False  # come back empty
         await asyncio.to_thread(redis_server.stop)
         started = time.perf_counter()
-        await a.upsert(summary("c2", started_at=2.0))
+        await a.upsert(summary("c2", started_at=2.0), state={"type": "call_state", "n": 2})
         await a.remove("c1")
         assert time.perf_counter() - started < 2 * a.op_timeout_s
         assert [c["call_id"] for c in await a.snapshot()] == ["c2"]
@@ -113,6 +114,9 @@ async def test_registry_keeps_serving_through_an_outage(redis_server: RedisServe
         await wait_until(lambda: a.connected and b.connected, 10000 * MS)
         await asyncio.sleep(a.heartbeat_s + 0.2)
         assert [c["call_id"] for c in await b.snapshot()] == ["c2"]
+        assert await b.call_state("c2") == {"type": "call_state", "n": 2}
+        await asyncio.sleep(a.heartbeat_s + 0.2)  # a heartbeat that only refreshes the state's TTL
+        assert await b.call_state("c2") == {"type": "call_state", "n": 2}
     finally:
         await a.close()
         await b.close()

@@ -31,12 +31,16 @@ async def registries(redis_url: str) -> AsyncIterator[tuple[RedisRegistry, Redis
 
 
 async def test_every_process_sees_every_live_call(registries: tuple[RedisRegistry, RedisRegistry]) -> None:
-    """Calls registered on A and B appear in both snapshots, by start time, with updates and removals."""
+    """Calls registered on A and B appear in both snapshots, by start time, with updates and removals;
+    a call's resume state is readable from any process while it is live."""
     a, b = registries
     await a.upsert(summary("c2", "a1", 2.0))
     await b.upsert(summary("c1", "a2", 1.0))
     await a.upsert(summary("c3", "a1", 3.0))
-    await a.upsert(summary("c2", "a1", 2.0, intent="billing_inquiry"))
+    state = {"type": "call_state", "call": summary("c2"), "transcript": [{"text": "hello"}]}
+    await a.upsert(summary("c2", "a1", 2.0, intent="billing_inquiry"), state=state)
+    await a.upsert(summary("c2", "a1", 2.0, intent="billing_inquiry"))  # the state stays
+    assert await b.call_state("c2") == state and await b.call_state("c1") is None
     for registry in (a, b):
         calls = await registry.snapshot()
         assert [c["call_id"] for c in calls] == ["c1", "c2", "c3"]
@@ -44,6 +48,7 @@ async def test_every_process_sees_every_live_call(registries: tuple[RedisRegistr
         assert [c["call_id"] for c in await registry.snapshot(agent_id="a1")] == ["c2", "c3"]
     await a.remove("c2")
     assert [c["call_id"] for c in await b.snapshot()] == ["c1", "c3"]
+    assert await b.call_state("c2") is None
     assert [c["call_id"] for c in await b.snapshot(agent_id="a1")] == ["c3"]
 
 

@@ -5,6 +5,7 @@ mid-call and an archive consumer killed with SIGKILL before its ack."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -63,8 +64,9 @@ def without_snapshot(listener: Listener) -> list[dict]:
 
 
 async def test_events_cross_processes_in_order(cluster: Cluster) -> None:
-    """Softphone on A, agent and supervisor on A and B: B gets every event A gets, in the same order,
-    and a supervisor connecting to B mid-call sees the call live on A and can watch it."""
+    """Softphone on A, agent and supervisor on A and B: B gets every event A gets, in the same order;
+    an agent widget reloading on B gets the call's state and a supervisor connecting to B mid-call
+    sees the call live on A and can watch it."""
     a, b = cluster.a, cluster.b
     async with (
         Listener(f"{a.ws}/v1/agents/x-agent") as agent_a,
@@ -82,6 +84,10 @@ async def test_events_cross_processes_in_order(cluster: Cluster) -> None:
             await phone.say("customer", "this is useless, I want to cancel everything", 9.0, "u-2")
             await phone.say("customer", "honestly the worst service I have ever had", 13.0, "u-3")
             await agent_b.wait_for(lambda ev: len([e for e in ev if e["type"] == "assist"]) == 3, 20000 * MS)
+            await asyncio.sleep(100 * MS)  # A registers the call's state right after publishing
+            async with Listener(f"{b.ws}/v1/agents/x-agent") as reopened:  # the widget on B reloads
+                await reopened.wait_for(lambda ev: len(ev) >= 2)
+            resumed = reopened.events[1]
             async with Listener(f"{b.ws}/v1/supervisor") as late_board:
                 await late_board.wait_for(lambda ev: len(ev) >= 1)
                 snapshot = late_board.events[0]
@@ -101,6 +107,8 @@ async def test_events_cross_processes_in_order(cluster: Cluster) -> None:
     kinds = [e["type"] for e in without_snapshot(board_b)]
     assert kinds[0] == "call_started" and kinds[-1] == "call_ended" and "alert" in kinds
     assert [c["call_id"] for c in snapshot["calls"]] == ["x-call"]
+    assert resumed["type"] == "call_state" and resumed["last_assist"]["utterance_id"] == "u-3"
+    assert [t["utterance_id"] for t in resumed["transcript"]] == ["u-0", "u-1", "u-2", "u-3"]
     assert snapshot["calls"][0]["process"] == "A" and snapshot["calls"][0]["agent_id"] == "x-agent"
     b_metrics, a_metrics = b.metrics(), a.metrics()
     assert b_metrics['callassist_bus_messages_total{event="received"}'] > 0
@@ -163,7 +171,7 @@ async def test_200_calls_ending_at_once(cluster: Cluster) -> None:
     consumers = [cluster.archive(f"arch200-{i}", store, "--group", "arch200", "--burst") for i in range(2)]
     for consumer in consumers:
         assert await asyncio.to_thread(consumer.process.wait, 120) == 0, consumer.log()[-3000:]
-    with sqlite3.connect(store) as db:
+    with contextlib.closing(sqlite3.connect(store)) as db:
         rows = db.execute("SELECT call_id, COUNT(*) FROM calls WHERE call_id LIKE 'burst-%' GROUP BY call_id")
         counts = dict(rows.fetchall())
     assert len(counts) == n and set(counts.values()) == {1}
@@ -205,13 +213,13 @@ async def test_consumer_killed_before_ack(cluster: Cluster) -> None:
         await asyncio.sleep(400 * MS)  # idle longer than the second consumer's --claim-idle-ms
         second = cluster.archive("kill-2", store, "--group", "killtest", "--claim-idle-ms", "300", "--burst")
         assert await asyncio.to_thread(second.process.wait, 60) == 0, second.log()[-3000:]
+        assert (await raw.xpending(stream, "killtest"))["pending"] == 0
     finally:
         first.kill()
+        await raw.aclose()
     assert "claimed=1" in second.log() and "stored=1" in second.log()
-    with sqlite3.connect(store) as db:
+    with contextlib.closing(sqlite3.connect(store)) as db:
         assert db.execute("SELECT COUNT(*) FROM calls WHERE call_id = 'killed-call'").fetchone()[0] == 1
-    assert (await raw.xpending(stream, "killtest"))["pending"] == 0
-    await raw.aclose()
 
 
 async def test_redis_restart_mid_call(cluster: Cluster) -> None:
@@ -264,9 +272,11 @@ async def test_redis_restart_mid_call(cluster: Cluster) -> None:
         entries = [json.loads(fields["data"]) for _, fields in await raw.xrange(stream, "-", "+")]
         return {e["call_id"] for e in entries if e["event"] == "call.ended"}
 
-    for _ in range(100):
-        if {"out-call-1", "out-call-2"} <= await announced():
-            break
-        await asyncio.sleep(100 * MS)
-    assert {"out-call-1", "out-call-2"} <= await announced()
-    await raw.aclose()
+    try:
+        for _ in range(300):  # the relay leaves records alone for 10 s and runs every 5 s
+            if {"out-call-1", "out-call-2"} <= await announced():
+                break
+            await asyncio.sleep(100 * MS)
+        assert {"out-call-1", "out-call-2"} <= await announced()
+    finally:
+        await raw.aclose()
