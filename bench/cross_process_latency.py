@@ -170,6 +170,11 @@ def main() -> None:
         "--servers", help="ws://A,ws://B of running servers sharing Redis (default: start them)"
     )
     parser.add_argument("--torch-threads", default="1", help="per spawned server (2 servers on few cores)")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="both widgets on A: the 'hop' is then the noise floor of the method (client, scheduling)",
+    )
     args = parser.parse_args()
 
     if args.servers:
@@ -185,7 +190,9 @@ def main() -> None:
                 print("starting two servers (each loads the model)...", file=sys.stderr)
                 with ThreadPoolExecutor(2) as pool:
                     list(pool.map(lambda s: s.wait_ready(), servers))
-                result = run(measure(servers[0].ws, servers[1].ws, args.calls, args.duration, args.stagger))
+                second = servers[0] if args.baseline else servers[1]
+                result = run(measure(servers[0].ws, second.ws, args.calls, args.duration, args.stagger))
+                result["baseline"] = args.baseline
                 metrics = servers[0].metrics()
                 with contextlib.closing(sqlite3.connect(directory / "A.db")) as db:
                     avg, biggest = db.execute(

@@ -43,6 +43,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
@@ -156,6 +157,9 @@ class RedisBus(Bus):
         self._first_attempt = asyncio.Event()
         self._outgoing: deque[tuple[str, str]] = deque()
         self._outgoing_ready = asyncio.Event()
+        self._generation = 0  # +1 at every (re)connection of the listener
+        self._unanswered: deque[int] = deque()  # sizes of the batches Redis has not confirmed yet
+        self._replies_due = asyncio.Event()
         self._sent_all = asyncio.Event()
         self._drops = _DropLog(self)
         self._groups: set[tuple[str, str]] = set()
@@ -269,6 +273,7 @@ class RedisBus(Bus):
                         await pubsub.subscribe(*channels)
                     self._pubsub = pubsub
                 await self._create_known_groups()
+                self._generation += 1
                 self._connected.set()
                 self._first_attempt.set()
                 if ever_connected:
@@ -336,25 +341,83 @@ class RedisBus(Bus):
         self.hub.deliver(channel, BusMessage(data[ORIGIN_CHARS + 1 :], data[ORIGIN_CHARS] == "d"))
 
     async def _send_loop(self) -> None:
-        """Send queued messages to Redis in order, a pipelined batch at a time."""
+        """Send queued messages to Redis in order on one connection of our own, without waiting
+        for the replies of earlier batches (a reader task takes those): a busy event loop or a
+        slow reply never holds back the next event."""
+        connection: Connection | None = None
+        replies: asyncio.Task[None] | None = None
+        generation = -1
+        try:
+            while True:
+                await self._outgoing_ready.wait()
+                if not self._outgoing:
+                    self._outgoing_ready.clear()
+                    self._sent_all.set()
+                    continue
+                batch = [self._outgoing.popleft() for _ in range(min(PUBLISH_BATCH, len(self._outgoing)))]
+                if not self.connected:
+                    self._drops.add(len(batch), "Redis unavailable")
+                    continue
+                stale = connection is None or replies is None or replies.done()
+                if stale or generation != self._generation:  # a new generation: Redis was lost since
+                    try:
+                        generation = self._generation
+                        connection, replies = await self._open_publisher(connection, replies)
+                    except (RedisError, OSError) as exc:
+                        self._drops.add(len(batch), f"cannot connect to publish: {exc}")
+                        connection, replies = await self._close_publisher(connection, replies)
+                        continue
+                assert connection is not None
+                packed = connection.pack_commands([("PUBLISH", name, wire) for name, wire in batch])
+                self._unanswered.append(len(batch))
+                self._replies_due.set()
+                try:
+                    await connection.send_packed_command(packed, check_health=False)
+                except (RedisError, OSError) as exc:
+                    log.debug("bus: publish failed: %s", exc)
+                    connection, replies = await self._close_publisher(connection, replies)  # counts the batch
+        finally:
+            await self._close_publisher(connection, replies)
+
+    async def _open_publisher(
+        self, connection: Connection | None, replies: asyncio.Task[None] | None
+    ) -> tuple[Connection, asyncio.Task[None]]:
+        await self._close_publisher(connection, replies)
+        connection = self.redis.connection_pool.make_connection()
+        await connection.connect()
+        return connection, asyncio.create_task(self._read_replies(connection), name="redis-bus-replies")
+
+    async def _close_publisher(
+        self, connection: Connection | None, replies: asyncio.Task[None] | None
+    ) -> tuple[None, None]:
+        if replies is not None:
+            replies.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
+                await replies
+        if connection is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await connection.disconnect()
+        unconfirmed = sum(self._unanswered)
+        self._unanswered.clear()
+        if unconfirmed:  # sent, but Redis never confirmed them: count them as lost
+            self._drops.add(unconfirmed, "connection lost before Redis confirmed")
+        return None, None
+
+    async def _read_replies(self, connection: Connection) -> None:
+        """Confirm sent batches; no reply within the command timeout means the connection is dead."""
         while True:
-            await self._outgoing_ready.wait()
-            if not self._outgoing:
-                self._outgoing_ready.clear()
-                self._sent_all.set()
+            if not self._unanswered:
+                self._replies_due.clear()
+                await self._replies_due.wait()
                 continue
-            batch = [self._outgoing.popleft() for _ in range(min(PUBLISH_BATCH, len(self._outgoing)))]
-            if not self.connected:
-                self._drops.add(len(batch), "Redis unavailable")
-                continue
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for name, wire in batch:
-                        pipe.publish(name, wire)
-                    await pipe.execute()
-                self.counters["sent"] += len(batch)
-            except (RedisError, OSError) as exc:
-                self._drops.add(len(batch), f"publish failed: {exc}")
+            while self._unanswered[0]:
+                try:
+                    await connection.read_response()
+                    self.counters["sent"] += 1
+                except ResponseError as exc:  # e.g. an ACL that forbids PUBLISH
+                    self._drops.add(1, f"Redis refused PUBLISH: {exc}")
+                self._unanswered[0] -= 1
+            self._unanswered.popleft()
 
     # ------------------------------------------------------------------ streams
 
