@@ -122,14 +122,19 @@ class Proc:
 
 
 class ServeProcess(Proc):
-    """``callassist serve`` on its own port (loads the model; ready when /healthz says so)."""
+    """``callassist serve`` on its own port (loads the model; ready when /healthz says so).
+    With ``workers`` > 1 uvicorn runs that many processes on the port, each named host:pid."""
 
-    def __init__(self, name: str, bus_url: str, store: Path, log_dir: Path, **env: str) -> None:
+    def __init__(
+        self, name: str, bus_url: str, store: Path, log_dir: Path, *, workers: int = 1, **env: str
+    ) -> None:
         self.name = name
+        self.workers = workers
         self.port = free_port()
         args = [*CALLASSIST, "serve", "--port", str(self.port), "--bus", bus_url, "--store", str(store)]
-        args += ["--log-level", "info"]
-        super().__init__(args, log_dir / f"{name}.log", {"CALLASSIST_PROCESS_NAME": name, **env})
+        args += ["--log-level", "info", "--workers", str(workers)]
+        names = {"CALLASSIST_PROCESS_NAME": name} if workers == 1 else {}
+        super().__init__(args, log_dir / f"{name}.log", {**names, **env})
 
     @property
     def http(self) -> str:
@@ -139,18 +144,32 @@ class ServeProcess(Proc):
     def ws(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 900) -> ServeProcess:
+    def health(
+        self, *, connected: bool | None = None, at_least: int | None = None, timeout: float = 900
+    ) -> set[str]:
+        """Poll /healthz until ``at_least`` distinct processes (default: all workers) answered
+        ready (and, if given, with that bus state); returns their names."""
+        wanted = at_least or self.workers
+        seen: set[str] = set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited:\n{self.log()[-3000:]}")
             try:
-                if httpx.get(f"{self.http}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
+                response = httpx.get(f"{self.http}/healthz", timeout=2)
+                body = response.json()
+                if response.status_code == 200 and (connected is None or body["bus_connected"] is connected):
+                    seen.add(body["process"])
+                    if len(seen) >= wanted:
+                        return seen
+            except (httpx.HTTPError, ValueError):
                 pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} never became ready:\n{self.log()[-3000:]}")
+            time.sleep(0.05 if seen else 0.2)
+        raise RuntimeError(f"{self.name}: only {sorted(seen)} ready after {timeout} s:\n{self.log()[-3000:]}")
+
+    def wait_ready(self, timeout: float = 900) -> ServeProcess:
+        self.health(timeout=timeout)
+        return self
 
     def metrics(self) -> dict[str, float]:
         """Samples of /metrics as {'name{labels}': value}."""

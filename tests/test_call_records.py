@@ -145,3 +145,27 @@ async def test_calls_ended_while_redis_is_down_are_relayed(records: RecordsServe
     finally:
         if redis.process is None:
             redis.start()
+
+
+async def test_end_is_not_acked_when_the_store_fails(records: RecordsServer) -> None:
+    """If the record cannot be written (the database stays locked past its busy timeout), 'end'
+    is answered with store_unavailable, the call stays live, and a second 'end' stores it."""
+    server = records.server
+    blocker = sqlite3.connect(server.services.settings.store_path, isolation_level=None)
+    try:
+        async with Softphone(server.ws, "locked-1") as phone:
+            await phone.start("agent-locked")
+            await phone.say("customer", "I want to dispute a charge", 2.0, "u-1")
+            await asyncio.sleep(500 * MS)  # the utterance is analysed before the lock is taken
+            blocker.execute("BEGIN IMMEDIATE")
+            await phone.send({"type": "end"})
+            refused = await phone.recv(timeout=20000 * MS)  # after SQLite's 5 s busy timeout
+            assert refused["type"] == "error" and refused["code"] == "store_unavailable"
+            assert server.services.calls.local_session("locked-1") is not None
+            blocker.execute("ROLLBACK")
+            ack = await phone.end()
+        assert ack == {"type": "ended", "call_id": "locked-1", "stored": True, "utterances": 1}
+        stored = await server.services.store.get_call("locked-1")
+        assert stored is not None and [a["utterance_id"] for a in stored["assists"]] == ["u-1"]
+    finally:
+        blocker.close()

@@ -1,6 +1,7 @@
-"""Two real ``callassist serve`` processes sharing a private redis-server: cross-process
-delivery and order, the cluster-wide registry, 200 calls ending at once, a Redis restart
-mid-call and an archive consumer killed with SIGKILL before its ack."""
+"""Real ``callassist serve`` processes sharing a private redis-server — A, and B running
+``--workers 2`` (two processes on one port) — cross-process delivery and order, the
+cluster-wide registry, 200 calls ending at once, a Redis restart mid-call and an archive
+consumer killed with SIGKILL before its ack."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import websockets
 from redis.asyncio import Redis
 
 from server import keys
-from tests.cluster import ArchiveProcess, RedisServer, ServeProcess, wait_until
+from tests.cluster import ArchiveProcess, RedisServer, ServeProcess
 from tests.helpers import MS, Listener, Softphone
 
 pytestmark = pytest.mark.timeout(1200)  # the shared CI machine may take minutes to load two models
@@ -31,6 +32,7 @@ class Cluster:
     a: ServeProcess
     b: ServeProcess
     directory: Path
+    b_processes: set[str]  # the process names of B's workers
 
     def archive(self, name: str, store: Path, *extra: str) -> ArchiveProcess:
         return ArchiveProcess(name, self.redis.url, store, self.directory, *extra)
@@ -42,11 +44,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     redis = RedisServer(directory / "redis").start()
     env = {"CALLASSIST_RECONNECT_GRACE_SECONDS": "2", "CALLASSIST_TORCH_THREADS": "1"}
     a = ServeProcess("A", redis.url, directory / "a.db", directory, **env)
-    b = ServeProcess("B", redis.url, directory / "b.db", directory, **env)
+    b = ServeProcess("B", redis.url, directory / "b.db", directory, workers=2, **env)
     try:
-        with ThreadPoolExecutor(2) as pool:  # both load the model at the same time
+        with ThreadPoolExecutor(2) as pool:  # all three load the model at the same time
             list(pool.map(lambda p: p.wait_ready(), (a, b)))
-        yield Cluster(redis, a, b, directory)
+        yield Cluster(redis, a, b, directory, b.health())
     finally:
         for process in (a, b):
             process.stop()
@@ -110,8 +112,7 @@ async def test_events_cross_processes_in_order(cluster: Cluster) -> None:
     assert resumed["type"] == "call_state" and resumed["last_assist"]["utterance_id"] == "u-3"
     assert [t["utterance_id"] for t in resumed["transcript"]] == ["u-0", "u-1", "u-2", "u-3"]
     assert snapshot["calls"][0]["process"] == "A" and snapshot["calls"][0]["agent_id"] == "x-agent"
-    b_metrics, a_metrics = b.metrics(), a.metrics()
-    assert b_metrics['callassist_bus_messages_total{event="received"}'] > 0
+    a_metrics = a.metrics()
     assert a_metrics['callassist_bus_messages_total{event="sent"}'] > 0
     assert a_metrics['callassist_bus_messages_total{event="dropped"}'] == 0
 
@@ -124,9 +125,8 @@ async def test_registry_spans_processes(cluster: Cluster) -> None:
         await phone.start("reg-agent")
         async with httpx.AsyncClient() as client:
             live = (await client.get(f"{a.http}/v1/live/calls")).json()["calls"]
-        assert [(c["call_id"], c["process"]) for c in live if c["call_id"] == "reg-call"] == [
-            ("reg-call", "B")
-        ]
+        (owner,) = [c["process"] for c in live if c["call_id"] == "reg-call"]
+        assert owner in cluster.b_processes
         async with Listener(f"{a.ws}/v1/agents/reg-agent") as agent:
             await agent.wait_for(lambda ev: len(ev) >= 1)
         assert [c["call_id"] for c in agent.events[0]["calls"]] == ["reg-call"]
@@ -135,7 +135,7 @@ async def test_registry_spans_processes(cluster: Cluster) -> None:
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await intruder.recv()
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
-            assert "live on B" in closed.value.rcvd.reason
+            assert f"live on {owner}" in closed.value.rcvd.reason
         await phone.end()
     async with Softphone(a.ws, "reg-call") as again:
         assert (await again.start("reg-agent"))["code"] == "call_already_ended"
@@ -252,8 +252,8 @@ async def test_redis_restart_mid_call(cluster: Cluster) -> None:
         assert a.metrics()['callassist_bus_messages_total{event="dropped"}'] > 0
 
         await asyncio.to_thread(cluster.redis.start)
-        await wait_until(lambda: a.metrics()["callassist_bus_connected"] == 1, 30, "A to reconnect")
-        await wait_until(lambda: b.metrics()["callassist_bus_connected"] == 1, 30, "B to reconnect")
+        await asyncio.to_thread(a.health, connected=True, timeout=30)  # reconnected, with backoff
+        await asyncio.to_thread(b.health, connected=True, timeout=30)  # both of B's workers
         await phone.say("customer", "can you send an engineer?", 10.0, "u-3")
         await remote.wait_for(lambda ev: "u-3" in assists(remote), 10000 * MS)
         assert (await phone.end())["stored"]
