@@ -458,7 +458,10 @@ class RedisBus(Bus):
 
     async def _create_known_groups(self) -> None:
         for stream, group in list(self._groups):
-            await self._create_group(stream, group)
+            try:
+                await self._create_group(stream, group)
+            except ResponseError as exc:  # e.g. a key of another type: the reads will say so too
+                log.error("bus: cannot create group %s on %s: %s", group, stream, exc)
 
     async def stream_read(
         self, stream: str, group: str, consumer: str, *, count: int = 10, block_ms: int = 1000
