@@ -16,6 +16,15 @@ import typer
 qa_app = typer.Typer(help="Post-call quality assurance.", no_args_is_help=True)
 
 
+def _embedder(model: str | None) -> Any:
+    """The server's embedder (CALLASSIST_EMBEDDER, default ONNX), so scores match in-process QA."""
+    from assist.embedding import create_embedder
+    from server.settings import Settings
+
+    settings = Settings()
+    return create_embedder(settings.embedder, model or settings.model_path, cache_dir=settings.cache_dir)
+
+
 def _rubric(path: Path | None) -> Any:
     from qa.rubric import Rubric, RubricError
 
@@ -60,24 +69,23 @@ async def _worker(
     burst: bool,
     model: str | None,
 ) -> None:
-    from assist.embedding import SentenceTransformerEmbedder
     from qa.extension import Scoring
-    from qa.redis_streams import open_bus
     from qa.settings import QASettings
     from qa.store import QAStore
     from qa.worker import QAWorker
+    from server.bus import create_bus
     from server.store import Database, SqliteCallStore
 
     log = logging.getLogger("qa.worker")
     settings = QASettings()
-    bus = open_bus(bus_url)
+    bus = create_bus(bus_url)
     db = Database(store_path)
     calls, qa_store = SqliteCallStore(db), QAStore(db)
     await db.open()
     await calls.open()
     await qa_store.open()
     await bus.start()
-    embedder = await asyncio.to_thread(SentenceTransformerEmbedder, model)
+    embedder = await asyncio.to_thread(_embedder, model)
     scoring = await Scoring.build(rubric, embedder, settings)
     qa_worker = QAWorker(
         bus,
@@ -153,10 +161,9 @@ async def _calibrate(
     try:
         cards = await qa_store.get_many([r.call_id for r in rows])
         if len(cards) < len(rows):  # some reviewed calls are not scored yet: load the model to score them
-            from assist.embedding import SentenceTransformerEmbedder
             from qa.evidence import AsyncEvidenceScorer, EvidenceScorer
 
-            embedder = await asyncio.to_thread(SentenceTransformerEmbedder, model)
+            embedder = await asyncio.to_thread(_embedder, model)
             scorer = AsyncEvidenceScorer(await asyncio.to_thread(EvidenceScorer, rubric, embedder))
             scorer.start()
         return await calibrate_stored(
@@ -191,10 +198,9 @@ def score_command(
     if record is None:
         typer.echo(f"no stored call {call_id}", err=True)
         raise typer.Exit(1)
-    from assist.embedding import SentenceTransformerEmbedder
     from qa.evidence import EvidenceScorer
 
-    card = EvidenceScorer(loaded, SentenceTransformerEmbedder(model)).score(record)
+    card = EvidenceScorer(loaded, _embedder(model)).score(record)
     typer.echo(card.model_dump_json(indent=2))
 
 

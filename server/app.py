@@ -22,9 +22,10 @@ from assist.config import AssistConfig
 from assist.embedding import Embedder
 from server import ws
 from server.bus import create_bus
+from server.bus_metrics import bus_metrics
 from server.calls import CallManager
 from server.extensions import Extension, default_extensions
-from server.metrics import Metrics, counter_family, gauge_family
+from server.metrics import Metrics, gauge_family
 from server.registry import LiveRegistry, MemoryRegistry
 from server.services import Services
 from server.settings import Settings
@@ -35,12 +36,12 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 RELAY_INTERVAL_S = 5.0
 
 
-def _create_registry(bus_url: str) -> LiveRegistry:
-    if bus_url.startswith("memory://"):
+def _create_registry(settings: Settings) -> LiveRegistry:
+    if settings.bus_url.startswith("memory://"):
         return MemoryRegistry()
-    from server.redis_bus import RedisRegistry
+    from server.redis_registry import RedisRegistry
 
-    return RedisRegistry(bus_url)
+    return RedisRegistry(settings.bus_url, process=settings.process_name, ttl_s=settings.registry_ttl_seconds)
 
 
 async def _load_models(services: Services, embedder: Embedder | None) -> None:
@@ -105,11 +106,7 @@ async def _relay(services: Services) -> None:
 
 
 def _bus_metrics(services: Services) -> Iterable[Metric]:
-    counters = dict(services.bus.counters)
-    yield counter_family("callassist_bus_messages", "Bus pub/sub and stream counts", counters, "event")
-    yield gauge_family(
-        "callassist_bus_connected", "Bus backend reachable (1) or not (0)", float(services.bus.connected)
-    )
+    yield from bus_metrics(services.bus)
     if services.engine is not None:
         yield gauge_family(
             "callassist_embed_queue_depth", "Utterances waiting for the embedder", services.engine.pending
@@ -134,7 +131,7 @@ def create_app(
         bus = create_bus(settings.bus_url)
         db = Database(settings.store_path)
         store = SqliteCallStore(db)
-        services = Services(settings, metrics, bus, db, store, _create_registry(settings.bus_url), config)
+        services = Services(settings, metrics, bus, db, store, _create_registry(settings), config)
         app.state.services = services
         metrics.add_collector(lambda: _bus_metrics(services))
         await db.open()
@@ -220,12 +217,14 @@ def _float_param(request: Request, name: str) -> float | None:
     try:
         return float(raw)  # type: ignore[arg-type]
     except ValueError:
-        from datetime import datetime
+        from datetime import UTC, datetime
 
         try:
-            return datetime.fromisoformat(raw).timestamp()  # type: ignore[arg-type]
+            moment = datetime.fromisoformat(raw)  # type: ignore[arg-type]
         except ValueError:
             raise ValueError(f"'{name}' must be unix seconds or an ISO 8601 date-time") from None
+        # Without an offset the time is UTC, whatever the server's local time zone.
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 async def list_calls(request: Request) -> JSONResponse:

@@ -20,6 +20,11 @@ from typing import Any
 from server.outbox import BusMessage, Outbox
 
 
+class BusUnavailable(ConnectionError):
+    """The bus backend is unreachable; callers fail fast and retry later (nothing is lost
+    that they keep, e.g. the store's outbox of call.ended)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamEntry:
     id: str
@@ -121,6 +126,11 @@ class Bus(ABC):
     async def stream_info(self, stream: str, group: str) -> dict[str, int]:
         """length, pending and lag (entries not yet delivered to the group)."""
 
+    def stream_gauges(self) -> dict[str, dict[str, Any]]:
+        """For /metrics, without I/O: ``{stream: {"length": n, "groups": {group: {"pending", "lag"}}}}``
+        (the Redis backend samples these every few seconds)."""
+        return {}
+
 
 @dataclass
 class _Group:
@@ -219,7 +229,8 @@ class MemoryBus(Bus):
     async def stream_ack(self, stream: str, group: str, entry_ids: list[str]) -> None:
         g = self._stream(stream).groups.setdefault(group, _Group())
         for entry_id in entry_ids:
-            g.pending.pop(entry_id, None)
+            if g.pending.pop(entry_id, None) is not None:
+                self.counters["stream_acked"] += 1
 
     async def stream_claim(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, count: int = 10
@@ -234,12 +245,25 @@ class MemoryBus(Bus):
             if (now - state[1]) * 1000 >= min_idle_ms:
                 state[0], state[1], state[2] = consumer, now, state[2] + 1
                 out.append(StreamEntry(entry_id, s.at(s.index[entry_id])[1], state[2]))
+        self.counters["stream_claimed"] += len(out)
         return out
 
     async def stream_info(self, stream: str, group: str) -> dict[str, int]:
         s = self._stream(stream)
         g = s.groups.get(group, _Group(next_index=s.base))
         return {"length": len(s.entries), "pending": len(g.pending), "lag": s.end - max(g.next_index, s.base)}
+
+    def stream_gauges(self) -> dict[str, dict[str, Any]]:
+        return {
+            name: {
+                "length": len(s.entries),
+                "groups": {
+                    group: {"pending": len(g.pending), "lag": s.end - max(g.next_index, s.base)}
+                    for group, g in s.groups.items()
+                },
+            }
+            for name, s in self._streams.items()
+        }
 
 
 def create_bus(url: str) -> Bus:

@@ -20,7 +20,7 @@ from assist.engine import AssistEngine
 from assist.protocol import ProtocolError, StartFrame, UtteranceFrame
 from assist.session import AGENT, CALL, SUPERVISOR, CallSession, Outbound
 from server import keys
-from server.bus import Bus
+from server.bus import Bus, BusUnavailable
 from server.metrics import Metrics
 from server.registry import LiveRegistry
 from server.settings import Settings
@@ -28,6 +28,7 @@ from server.store import CallStore
 
 log = logging.getLogger(__name__)
 RECENTLY_ENDED = 10_000
+RELAY_MIN_AGE_S = 10.0
 
 
 @dataclass
@@ -62,6 +63,7 @@ class CallManager:
         self.calls: dict[str, LiveCall] = {}
         self._recently_ended: OrderedDict[str, None] = OrderedDict()
         self._background: set[asyncio.Task[Any]] = set()
+        self._announcing: set[str] = set()  # call.ended in flight; the relay leaves these alone
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -90,12 +92,15 @@ class CallManager:
             return live.session, True
         if call_id in self._recently_ended or await self.store.get_call(call_id) is not None:
             raise ProtocolError("call_already_ended", f"call {call_id} has already ended and was stored")
+        await self.registry.claim(call_id)  # cluster-wide: no other process runs this call
+        if call_id in self.calls:  # a second 'start' for this id won the race while we awaited
+            return await self.start(call_id, frame, owner=owner, close_owner=close_owner)
         session = self.engine.new_session(
             call_id, frame, started_at=frame.started_at or time.time(), process=self.settings.process_name
         )
         self.calls[call_id] = LiveCall(session, owner, close_owner)
         self.metrics.live_calls.set(len(self.calls))
-        await self.registry.upsert(session.summary())
+        await self.registry.upsert(session.summary(), state=session.resume_state())
         await self._publish(session, session.begin())
         await self._stream(
             "call.started", {"call_id": call_id, "agent_id": session.agent_id, "call": session.summary()}
@@ -133,9 +138,11 @@ class CallManager:
         if live.finished is None:
             live.finished = live.session.finish(reason)
         events, record = live.finished
+        self._announcing.add(call_id)  # stored and not yet announced: the relay must leave it to us
         try:
             created = await self.store.save_call(record)
         except Exception:
+            self._announcing.discard(call_id)
             self.metrics.store_writes.labels("error").inc()
             live.ending = False  # the client may send 'end' again
             raise
@@ -166,26 +173,40 @@ class CallManager:
 
     async def announce_ended(self, record: dict[str, Any]) -> bool:
         """call.ended onto the stream; if the bus is down the store's outbox keeps it for the relay."""
+        call_id = record["call_id"]
+        self._announcing.add(call_id)
         try:
             await self._stream(
                 "call.ended",
-                {"call_id": record["call_id"], "agent_id": record["agent_id"], "record": record},
+                {"call_id": call_id, "agent_id": record["agent_id"], "record": record},
                 raise_errors=True,
             )
-        except Exception:
-            log.warning("call %s stored; call.ended not yet on the bus (will retry)", record["call_id"])
+            await self.store.mark_published(call_id)
+        except Exception as exc:
+            log.warning("call %s stored; call.ended not yet on the bus (will retry): %s", call_id, exc)
             return False
-        await self.store.mark_published(record["call_id"])
+        finally:
+            self._announcing.discard(call_id)
         return True
 
-    async def relay_unpublished(self) -> int:
-        """Re-announce stored calls whose call.ended never reached the bus."""
+    async def relay_unpublished(self, batch: int = 100) -> int:
+        """Re-announce stored calls whose call.ended never reached the bus, until none is left
+        or the bus fails again. At-least-once: consumers are idempotent by call id."""
         sent = 0
-        for record in await self.store.unpublished():
-            if not await self.announce_ended(record):
-                break
-            sent += 1
-        return sent
+        while True:
+            # Younger records are most likely being announced right now (here or, with a store
+            # shared by several processes, by a sibling): leave them to that announcement.
+            stored_before = time.time() - RELAY_MIN_AGE_S
+            unpublished = await self.store.unpublished(batch, stored_before=stored_before)
+            records = [r for r in unpublished if r["call_id"] not in self._announcing]
+            for record in records:
+                if not await self.announce_ended(record):
+                    return sent
+                sent += 1
+            if len(records) < batch:
+                if sent:
+                    log.info("outbox relay: %d stored call(s) announced on the bus", sent)
+                return sent
 
     async def close(self) -> None:
         """Shutdown: every live call is ended and stored; nothing in flight is lost."""
@@ -234,7 +255,7 @@ class CallManager:
                 event.payload["latency_ms"] = round(latency * 1000, 2)
                 self.metrics.assist_latency.observe(latency)
         await self._publish(session, events)
-        await self.registry.upsert(session.summary())
+        await self.registry.upsert(session.summary(), state=session.resume_state())
 
     # ------------------------------------------------------------------ plumbing
 
@@ -258,10 +279,14 @@ class CallManager:
     async def _stream(self, event: str, fields: dict[str, Any], *, raise_errors: bool = False) -> None:
         try:
             await self.bus.stream_add(keys.CALLS_STREAM, {"event": event, **fields})
-        except Exception:
+        except Exception as exc:
             if raise_errors:
                 raise
-            log.warning("could not add %s to the %s stream", event, keys.CALLS_STREAM, exc_info=True)
+            # An outage is expected and logged by the bus; only a surprise deserves a traceback.
+            expected = isinstance(exc, BusUnavailable | ConnectionError | TimeoutError)
+            log.warning(
+                "could not add %s to the %s stream: %s", event, keys.CALLS_STREAM, exc, exc_info=not expected
+            )
 
     def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(work)  # type: ignore[assignment]

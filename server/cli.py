@@ -17,6 +17,7 @@ import typer
 
 from qa.cli import qa_app
 from routing.cli import routing_app
+from server.archive import worker_app
 from server.kb_cli import kb_app
 from wfm.cli import wfm_app
 
@@ -31,6 +32,7 @@ app.add_typer(wfm_app, name="wfm")
 app.add_typer(kb_app, name="kb")
 app.add_typer(routing_app, name="routing")
 app.add_typer(qa_app, name="qa")
+app.add_typer(worker_app, name="worker")
 
 
 def _setup_logging(level: str) -> None:

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
         default=Path("var/kb"), description="Knowledge-base indexes and embedding cache (None: in memory)."
     )
     process_name: str = Field(default_factory=_process_name)
+    registry_ttl_seconds: float = Field(
+        default=15.0, ge=1, le=30, description="A dead process's live calls leave the registry after this."
+    )
 
     max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)
     ws_compression: bool = Field(

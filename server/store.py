@@ -94,8 +94,11 @@ class CallStore(ABC):
         """The call.ended event reached the bus."""
 
     @abstractmethod
-    async def unpublished(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Stored calls whose call.ended event has not reached the bus yet (outbox)."""
+    async def unpublished(
+        self, limit: int = 100, *, stored_before: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored calls whose call.ended event has not reached the bus yet (outbox), oldest
+        first; with ``stored_before`` (unix seconds) only those stored earlier."""
 
     @abstractmethod
     async def count(self) -> int: ...
@@ -206,10 +209,15 @@ class SqliteCallStore(CallStore):
             lambda conn: conn.execute("UPDATE calls SET published = 1 WHERE call_id = ?", (call_id,))
         )
 
-    async def unpublished(self, limit: int = 100) -> list[dict[str, Any]]:
+    async def unpublished(
+        self, limit: int = 100, *, stored_before: float | None = None
+    ) -> list[dict[str, Any]]:
+        before = float("inf") if stored_before is None else stored_before
+
         def fetch(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             rows = conn.execute(
-                "SELECT record FROM calls WHERE published = 0 ORDER BY stored_at LIMIT ?", (limit,)
+                "SELECT record FROM calls WHERE published = 0 AND stored_at < ? ORDER BY stored_at LIMIT ?",
+                (before, limit),
             ).fetchall()
             return [json.loads(row["record"]) for row in rows]
 

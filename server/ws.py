@@ -256,7 +256,12 @@ async def agent_socket(websocket: WebSocket) -> None:
         calls = await services.registry.snapshot(agent_id=agent_id)
         frames: list[dict[str, Any]] = [{"type": "snapshot", "calls": calls}]
         assert services.calls is not None
-        frames += [session.resume_state() for session in services.calls.sessions_for_agent(agent_id)]
+        local = services.calls.sessions_for_agent(agent_id)
+        frames += [session.resume_state() for session in local]
+        here = {session.call_id for session in local}
+        for call in calls:  # calls live on other processes (a cluster-wide registry knows them)
+            if call["call_id"] not in here and (state := await services.registry.call_state(call["call_id"])):
+                frames.append(state)
         return frames
 
     async def on_client(frame: dict[str, Any], reply: Callable[[dict[str, Any]], None]) -> None:
@@ -300,8 +305,11 @@ async def supervisor_socket(websocket: WebSocket) -> None:
             await services.bus.subscribe(channel, outbox)
             assert services.calls is not None
             session = services.calls.local_session(call_id)
-            if session is not None:
-                reply(session.resume_state())
+            state = (
+                session.resume_state() if session is not None else await services.registry.call_state(call_id)
+            )
+            if state is not None:
+                reply(state)
         elif kind == "unwatch" and channel in channels:
             channels.remove(channel)
             await services.bus.unsubscribe(channel, outbox)

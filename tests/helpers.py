@@ -45,7 +45,7 @@ class RunningServer:
 
 
 def start_server(
-    app: Starlette, *, max_frame_bytes: int = 64 * 1024, port: int = 0, ready_timeout: float = 60_000 * MS
+    app: Starlette, *, max_frame_bytes: int = 64 * 1024, port: int = 0, ready_timeout: float = 300_000 * MS
 ) -> RunningServer:
     """Serve ``app`` with real uvicorn on a loopback port and wait until /healthz is ready."""
     config = uvicorn.Config(

@@ -17,12 +17,11 @@ import pytest
 
 from assist.engine import AssistEngine
 from qa.evidence import AsyncEvidenceScorer, EvidenceScorer
-from qa.redis_streams import open_bus
 from qa.rubric import Rubric
 from qa.store import QAStore
 from qa.worker import QAWorker
 from server import keys
-from server.bus import MemoryBus
+from server.bus import MemoryBus, create_bus
 from server.outbox import Outbox
 from server.store import Database, SqliteCallStore
 from tests.fake_llm import FakeLLM
@@ -136,8 +135,8 @@ async def test_worker_killed_mid_job_is_scored_once_by_another(
     fake = FakeLLM()
     fake.script.append("hang")  # the first request never returns: worker 1 is stuck mid-job
     fake.start()
-    bus = open_bus(redis_url)
-    redis = bus._redis if hasattr(bus, "_redis") else None  # noqa: SLF001 - inspection only
+    bus = create_bus(redis_url)
+    redis = bus.redis  # type: ignore[attr-defined]  # the RedisBus client, for clean-up
     workers: list[subprocess.Popen[bytes]] = []
     try:
         first = _worker_process(redis_url, store, "w1", fake.url, 600, tmp_path / "w1.log")
@@ -193,8 +192,8 @@ async def test_worker_killed_mid_job_is_scored_once_by_another(
 
 async def test_redis_stream_backend_semantics(redis_url: str) -> None:
     """The Redis backend the QA worker uses: group read, re-claim with a delivery count, ack,
-    and length/pending/lag bookkeeping (the server's backend when present, else QA's stop-gap)."""
-    bus = open_bus(redis_url)
+    and length/pending/lag bookkeeping."""
+    bus = create_bus(redis_url)
     stream = f"qa-semantics-{os.getpid()}"
     try:
         await bus.ensure_group(stream, "g")
@@ -212,7 +211,7 @@ async def test_redis_stream_backend_semantics(redis_url: str) -> None:
         await bus.stream_ack(stream, "g", [claimed.id])
         assert await bus.stream_info(stream, "g") == {"length": 1, "pending": 0, "lag": 0}
     finally:
-        redis = getattr(bus, "_redis", None)
+        redis = bus.redis  # type: ignore[attr-defined]
         if redis is not None:
             await redis.delete(keys.redis_stream(stream))
         await bus.close()
