@@ -242,15 +242,21 @@ class RedisState(RoutingState):
     async def _watch(self, position: str) -> None:
         """One long blocking read on its own cursor: wakes the dispatcher when anyone changes
         anything (never cancelled mid-read except at close, so no connection churn)."""
+        outage = False
         while True:
             try:
                 read = await self.redis.xread({self.changes_key: position}, count=100, block=5000)
-            except RedisError:
+            except RedisError as exc:
                 if self._closing:  # redis-py reports a cancelled read as a timeout
                     return
-                log.warning("routing: redis unavailable while watching for changes", exc_info=True)
+                if not outage:  # once per outage: a Redis restart is expected, not a stack trace
+                    log.warning("routing: redis unavailable while watching for changes (%s); retrying", exc)
+                outage = True
                 await asyncio.sleep(1.0)
                 continue
+            if outage:
+                log.info("routing: redis reachable again; watching for changes")
+                outage = False
             if read and read[0][1]:
                 position = read[0][1][-1][0]
                 self._changed.set()

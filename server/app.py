@@ -101,8 +101,8 @@ async def _relay(services: Services) -> None:
         if services.calls is not None:
             try:
                 await services.calls.relay_unpublished()
-            except Exception:
-                log.warning("outbox relay failed; retrying", exc_info=True)
+            except Exception as exc:  # bus or store down: the next round retries
+                log.warning("outbox relay failed (%s); retrying", exc)
 
 
 def _bus_metrics(services: Services) -> Iterable[Metric]:

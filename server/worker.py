@@ -59,9 +59,12 @@ class StreamWorker:
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume until ``stop()``; with ``burst`` return once nothing is left to do."""
-        await self.bus.ensure_group(self.stream, self.group)
+        outage = grouped = False
         while not self._stopping.is_set():
             try:
+                if not grouped:  # inside the guard: the bus may be down at start
+                    await self.bus.ensure_group(self.stream, self.group)
+                    grouped = True
                 entries = await self.bus.stream_claim(
                     self.stream,
                     self.group,
@@ -82,10 +85,15 @@ class StreamWorker:
                         count=self.concurrency,
                         block_ms=self.read_block_ms,
                     )
-            except Exception:
-                log.warning("%s/%s: bus unavailable, retrying", self.stream, self.group, exc_info=True)
+            except Exception as exc:
+                if not outage:  # once per outage, without a stack trace: the bus will be back
+                    log.warning("%s/%s: bus unavailable (%s); retrying", self.stream, self.group, exc)
+                outage = True
                 await asyncio.sleep(1.0)
                 continue
+            if outage:
+                log.info("%s/%s: bus available again", self.stream, self.group)
+                outage = False
             for entry in entries:
                 await self._slots.acquire()
                 if self._stopping.is_set():  # read (or waited for a slot) past stop(): leave it

@@ -136,6 +136,7 @@ async def test_worker_killed_mid_job_is_scored_once_by_another(
     fake.script.append("hang")  # the first request never returns: worker 1 is stuck mid-job
     fake.start()
     bus = create_bus(redis_url)
+    await bus.start()
     redis = bus.redis  # type: ignore[attr-defined]  # the RedisBus client, for clean-up
     workers: list[subprocess.Popen[bytes]] = []
     try:
@@ -194,6 +195,7 @@ async def test_redis_stream_backend_semantics(redis_url: str) -> None:
     """The Redis backend the QA worker uses: group read, re-claim with a delivery count, ack,
     and length/pending/lag bookkeeping."""
     bus = create_bus(redis_url)
+    await bus.start()
     stream = f"qa-semantics-{os.getpid()}"
     try:
         await bus.ensure_group(stream, "g")
