@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from analytics.cli import analytics_app, roi_app
 from routing.cli import routing_app
 from server.kb_cli import kb_app
 from wfm.cli import wfm_app
@@ -29,6 +30,8 @@ app.add_typer(model_app, name="model")
 app.add_typer(wfm_app, name="wfm")
 app.add_typer(kb_app, name="kb")
 app.add_typer(routing_app, name="routing")
+app.add_typer(analytics_app, name="analytics")
+app.add_typer(roi_app, name="roi")
 
 
 def _setup_logging(level: str) -> None:

@@ -28,8 +28,10 @@ class Extension(Protocol):
 
 def default_extensions() -> list[Extension]:
     """The extensions a plain ``callassist serve`` runs, in start order."""
+    from analytics.extension import AnalyticsExtension
     from routing.extension import RoutingExtension
     from server.kb_api import KnowledgeBaseExtension
     from wfm.api import WfmExtension
 
-    return [KnowledgeBaseExtension(), RoutingExtension(), WfmExtension()]
+    # Analytics after routing: it opens retention cases through the routing extension.
+    return [KnowledgeBaseExtension(), RoutingExtension(), WfmExtension(), AnalyticsExtension()]
