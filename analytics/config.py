@@ -144,6 +144,9 @@ class EmergingConfig(_Model):
     share_floor: float = Field(
         default=0.002, gt=0, lt=1, description="Baseline share never counted below this."
     )
+    recent_hours: float = Field(
+        default=3.0, ge=0, le=24, description="Also test the last hours alone (0: only the day so far)."
+    )
 
 
 class KpiConfig(_Model):

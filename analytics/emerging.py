@@ -6,11 +6,12 @@ For each cluster (and, as a second lens, each top knowledge article): today's sh
 - at least ``min_calls`` calls of it today (a handful of calls proves nothing);
 - p >= ``ratio`` x max(p0, ``share_floor``) (it at least doubled, by default);
 - p - p0 >= ``min_increase`` (a jump from 0.1% to 0.3% is not worth a supervisor's attention);
-- z = (p - p0') / sqrt(p0' (1 - p0') / n_today) >= ``z`` with p0' = max(p0, floor): the jump is
-  not the noise of a small day (binomial standard error).
+- z = (p - p0') / sqrt(p0' (1 - p0') (1/n_today + 1/n_baseline)) >= ``z`` with p0' = max(p0,
+  floor): the jump is not the noise of a small day or of a small baseline (two-proportion z).
 
-Because the test runs on the share of the calls so far today, an analysis run every hour flags
-an outage within hours of its start, not at the end of the day.
+The test runs on the calls so far today and, separately, on the last ``recent_hours`` of them
+(an outage starting at 14:00 is not diluted by the morning's calls), so an analysis run every
+hour flags an outage within hours of its start, not at the end of the day.
 """
 
 from __future__ import annotations
@@ -117,18 +118,35 @@ def jumps(
     n_today = totals[-1]
     if n_today == 0 or not base_days.any():
         return []
-    p = shares[:, -1]
     p0 = shares[:, :-1][:, base_days].mean(axis=1)
     p0_floor = np.clip(p0, config.share_floor, 1 - config.share_floor)
-    z = (p - p0_floor) / np.sqrt(p0_floor * (1 - p0_floor) / n_today)
-    hit = (
-        (counts[:, -1] >= config.min_calls)
-        & (p >= config.ratio * p0_floor)
-        & (p - p0 >= config.min_increase)
-        & (z >= config.z)
-    )
-    label = day_label(now, tz)
+
+    n_base = float(totals[:-1].sum())
+
+    def test(n: np.ndarray, total: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = n / total if total else np.zeros_like(n)
+        # Two-proportion z: the baseline is an estimate too (a small center's week is noisy).
+        z = (p - p0_floor) / np.sqrt(p0_floor * (1 - p0_floor) * (1 / max(total, 1.0) + 1 / n_base))
+        hit = (
+            (n >= config.min_calls)
+            & (p >= config.ratio * p0_floor)
+            & (p - p0 >= config.min_increase)
+            & (z >= config.z)
+        )
+        return hit, p, z
+
     today = day == n_days - 1
+    hit, p, z = test(counts[:, -1], n_today)
+    if config.recent_hours > 0:
+        # The last few hours alone: an outage at 14:00 is not diluted by the morning's calls.
+        recent = today & (t >= now - config.recent_hours * 3600)
+        n_recent = np.bincount(gi[recent & ok], minlength=ids.size).astype(np.float64)
+        hit_r, p_r, z_r = test(n_recent, float(recent.sum()))
+        better = hit_r & (~hit | (z_r > z))
+        hit |= hit_r
+        p = np.where(better, p_r, p)
+        z = np.where(better, z_r, z)
+    label = day_label(now, tz)
     out = []
     for i in np.flatnonzero(hit):
         shown = article[today & ok & (gi == i)]

@@ -18,11 +18,13 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from analytics.clustering import TfidfSpace, fit_labels
 from analytics.config import ClusteringConfig, EmbeddingClustering, TfidfClustering
 
-GRID = {
+GRID: dict[str, list[Any]] = {
     "tfidf": [
         TfidfClustering(eps=e, min_samples=m) for e in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8) for m in (2, 3, 5)
     ],
     "embedding": [EmbeddingClustering(distance_threshold=t) for t in (0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)],
+    # sklearn's HDBSCAN on the unit vectors (euclidean is monotone in cosine there), for comparison.
+    "hdbscan": [3, 5, 10],
 }
 DEV_SIZE = 3000
 
@@ -46,6 +48,10 @@ def score(truth: list[str], labels: np.ndarray) -> dict[str, float]:
 
 
 def cluster(method: str, texts: list[str], vectors: np.ndarray, params: Any) -> np.ndarray:
+    if method == "hdbscan":
+        from sklearn.cluster import HDBSCAN
+
+        return HDBSCAN(min_cluster_size=int(params), copy=True).fit_predict(vectors).astype(np.int64)
     if method == "tfidf":
         config = ClusteringConfig(method="tfidf", tfidf=params)
         matrix: Any = TfidfSpace.fit(texts, config.tfidf.max_features).transform(texts)
@@ -71,17 +77,19 @@ def evaluate_banking77(data: Path, embedder: Any, seed: int = 0) -> dict[str, An
         best, best_ari = grid[0], -1.0
         for params in grid:
             result = score(dev_truth, cluster(method, dev_texts, dev_vectors, params))
-            dev_grid.append({"method": method, "params": params.model_dump(), **result})
+            shown = params if isinstance(params, int) else params.model_dump()
+            dev_grid.append({"method": method, "params": shown, **result})
             if result["ari"] > best_ari:
                 best, best_ari = params, result["ari"]
         started = time.perf_counter()
         labels = cluster(method, test_texts, test_vectors, best)
         seconds = time.perf_counter() - started
-        name = (
-            f"tfidf-dbscan eps={best.eps} min_samples={best.min_samples}"  # type: ignore[union-attr]
-            if method == "tfidf"
-            else f"embedding-agglomerative {best.linkage} t={best.distance_threshold}"  # type: ignore[union-attr]
-        )
+        if method == "tfidf":
+            name = f"tfidf-dbscan eps={best.eps} min_samples={best.min_samples} (the seed)"
+        elif method == "hdbscan":
+            name = f"embedding-hdbscan min_cluster_size={best}"
+        else:
+            name = f"embedding-agglomerative {best.linkage} t={best.distance_threshold} (default)"
         methods.append({"method": name, **score(test_truth, labels), "seconds": round(seconds, 2)})
     return {
         "texts": len(test_texts),

@@ -20,6 +20,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ from server import keys
 from server.store import Database
 
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,29 @@ class AnalyticsService:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def _metrics(self) -> Iterable[Metric]:
+        from server.metrics import counter_family, gauge_family
+
+        yield counter_family(
+            "callassist_analytics_events",
+            "Analytics: calls ingested, runs, alerts, retention cases",
+            dict(self.counters),
+            "event",
+        )
+        if self.last_run is not None:
+            yield gauge_family(
+                "callassist_analytics_run_seconds",
+                "Duration of the last analysis run",
+                self.last_run["seconds"],
+            )
+            yield gauge_family(
+                "callassist_analytics_window_calls",
+                "Calls in the last analysis window",
+                self.last_run["calls"],
+            )
+
     async def start(self) -> None:
+        self.services.metrics.add_collector(self._metrics)
         await self.db.run(st.open_schema)
         for db in (self.scan_db, self.read_db):
             if db is not self.db:

@@ -380,8 +380,25 @@ def load_frame(conn: sqlite3.Connection, since: float, until: float) -> Frame:
     return from_matrix(flat.reshape(count, len(FRAME_COLUMNS)))
 
 
+def _rows_query(
+    conn: sqlite3.Connection, columns: str, extra: str, part: np.ndarray
+) -> Iterator[tuple[Any, ...]]:
+    """Rows ``part`` (sorted) of analytics_texts: one range scan when they are dense, else
+    IN-lists, so a sample spread over the whole table never reads the whole table."""
+    lo, hi = int(part[0]), int(part[-1])
+    if part.size >= 0.5 * (hi - lo + 1):
+        yield from conn.execute(
+            f"SELECT {columns} FROM analytics_texts WHERE row >= ? AND row <= ?{extra}", (lo, hi)
+        )
+        return
+    for start in range(0, part.size, 900):
+        chunk = part[start : start + 900].tolist()
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"SELECT {columns} FROM analytics_texts WHERE row IN ({marks}){extra}", chunk)
+
+
 def iter_vectors(
-    conn: sqlite3.Connection, rows: np.ndarray, dim: int, chunk: int = 50_000
+    conn: sqlite3.Connection, rows: np.ndarray, dim: int, chunk: int = 20_000
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(positions into ``rows``, float32 unit vectors) for the given rows, in chunks; rows
     without a stored vector are skipped."""
@@ -389,14 +406,10 @@ def iter_vectors(
     ordered = rows[order]
     for start in range(0, ordered.size, chunk):
         part = ordered[start : start + chunk]
-        lo, hi = int(part[0]), int(part[-1])
         found_rows: list[int] = []
         blobs: list[bytes] = []
         scales: list[float] = []
-        for row, blob, scale in conn.execute(
-            "SELECT row, vector, scale FROM analytics_texts WHERE row >= ? AND row <= ? AND vector IS NOT NULL",
-            (lo, hi),
-        ):
+        for row, blob, scale in _rows_query(conn, "row, vector, scale", " AND vector IS NOT NULL", part):
             found_rows.append(row)
             blobs.append(blob)
             scales.append(scale)
@@ -495,10 +508,7 @@ def iter_summaries(
         part = ordered[start : start + chunk]
         found: list[int] = []
         texts: list[str] = []
-        for row, summary in conn.execute(
-            "SELECT row, summary FROM analytics_texts WHERE row >= ? AND row <= ?",
-            (int(part[0]), int(part[-1])),
-        ):
+        for row, summary in _rows_query(conn, "row, summary", "", part):
             found.append(row)
             texts.append(summary)
         if not found:

@@ -98,6 +98,7 @@ def analyse(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     snapshot = engine.run(conn, now, refit=True)
     out["run_s"] = round(time.perf_counter() - t0, 1)
+    out["peak_rss_after_run_mib"] = round(rss_mib(), 1)
     out["run_timings"] = snapshot.timings
     out["calls"] = len(snapshot.frame)
     out["clusters"] = len(snapshot.model) if snapshot.model is not None else 0
@@ -129,7 +130,7 @@ def analyse(args: argparse.Namespace) -> dict:
         "emerging": [e.payload() for e in snapshot.emerging],
     }
     out["repeat_detection"] = repeat_accuracy(conn, snapshot.frame, Path(str(args.db) + ".truth.npy"), config)
-    out["peak_rss_mib"] = round(rss_mib(), 1)
+    out["peak_rss_with_truth_check_mib"] = round(rss_mib(), 1)
     conn.close()
     return out
 

@@ -269,6 +269,37 @@ def test_a_cluster_that_jumps_today_is_an_emerging_issue() -> None:
     assert [e for e in emerging.detect(quiet, NOW, EmergingConfig(), None) if e.basis == "cluster"] == []
 
 
+def test_an_afternoon_jump_is_not_diluted_by_the_morning() -> None:
+    """The last hours are tested on their own: a jump in the last hour that the whole day's share
+    hides (less than double since midnight) is flagged; with recent_hours 0 it is not."""
+    rng = np.random.default_rng(2)
+    evening = emerging.day_start(NOW, None) + 23.5 * 3600  # late in the day: a long "today"
+    calls = []
+    for day in range(1, 8):
+        calls += [
+            {
+                "ago": day * DAY_S + 3600 * rng.uniform(1, 12),
+                "cluster": 99 if i < 20 else int(rng.integers(1, 40)),
+            }
+            for i in range(400)
+        ]
+    calls += [
+        {"ago": 3600 * rng.uniform(4, 12), "cluster": 99 if i < 30 else int(rng.integers(1, 40))}
+        for i in range(600)
+    ]
+    calls += [
+        {"ago": 3600 * rng.uniform(0, 1), "cluster": 99 if i < 30 else int(rng.integers(1, 40))}
+        for i in range(80)
+    ]
+    frame = frame_of([{**c, "ago": c["ago"] + NOW - evening} for c in calls])
+    found = {
+        e.group_id: e for e in emerging.detect(frame, evening, EmergingConfig(), None) if e.basis == "cluster"
+    }
+    assert 99 in found and found[99].share > 0.3
+    blind = EmergingConfig(recent_hours=0)
+    assert 99 not in {e.group_id for e in emerging.detect(frame, evening, blind, None)}
+
+
 def test_few_calls_never_make_an_emerging_issue() -> None:
     """Below min_calls a jump is noise, however large the ratio."""
     calls = [{"ago": d * DAY_S + 3600, "cluster": 1} for d in range(1, 8) for _ in range(20)]

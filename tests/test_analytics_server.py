@@ -150,6 +150,8 @@ async def test_ingestion_and_analysis_answers(replay: Replay) -> None:
         assert (await client.get("/v1/analytics/churn/nobody")).status_code == 404
         bad = await client.get("/v1/analytics/repeats", params={"threshold": "1"})
         assert bad.status_code == 422 and bad.json()["error"]["field"] == "threshold"
+        metrics = (await client.get("/metrics")).text
+        assert 'callassist_analytics_events_total{event="runs"}' in metrics
 
 
 def test_kpi_page_draws_without_errors(replay: Replay) -> None:
