@@ -34,7 +34,36 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from analytics.config import ClusteringConfig
 from analytics.records import FILLERS
 
-STOP_WORDS = sorted(set(TfidfVectorizer(stop_words="english").get_stop_words() or ()) | FILLERS)
+# Contractions that say nothing about an issue (negations like "can't" and "won't" do, and stay).
+CONTRACTIONS = frozenset(
+    [
+        "i'm",
+        "i've",
+        "i'd",
+        "i'll",
+        "it's",
+        "that's",
+        "what's",
+        "why's",
+        "how's",
+        "there's",
+        "here's",
+        "you're",
+        "you've",
+        "we're",
+        "we've",
+        "they're",
+        "they've",
+        "let's",
+        "haven't",
+        "hasn't",
+        "gonna",
+        "wanna",
+    ]
+)
+STOP_WORDS = sorted(
+    set(TfidfVectorizer(stop_words="english").get_stop_words() or ()) | FILLERS | CONTRACTIONS
+)
 TOKENS = r"(?u)\b[a-zA-Z][a-zA-Z0-9']+\b"
 UNCLUSTERED = -1
 
@@ -94,9 +123,9 @@ def fit_labels(matrix: Any, method: str, config: ClusteringConfig) -> np.ndarray
         return np.zeros(n, dtype=np.int64)
     if method == "embedding":
         e = config.embedding
-        # scipy directly on the condensed distances: the same tree and cut as sklearn's
-        # AgglomerativeClustering(distance_threshold=...), at a fifth of its peak memory
-        # (+140 MB instead of +700 MB for 5,000 calls).
+        # SciPy directly on the condensed distances: the same tree and cut as sklearn's
+        # AgglomerativeClustering(distance_threshold=...) with less peak memory (+137 MB
+        # instead of +189 MB for 5,000 calls).
         distances = pdist(np.asarray(matrix, dtype=np.float64), "cosine")
         tree = linkage(distances, method=e.linkage)
         del distances

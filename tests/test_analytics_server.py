@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,15 @@ async def replay(
     """Two weeks of calls written to the store hour by hour, analysed every 3 hours, with an
     outage injected on day 10 at 09:00; every supervisor event is recorded."""
     store = tmp_path_factory.mktemp("replay") / "calls.db"
-    start = date.today() - timedelta(days=14)
+    # A fixed Monday in UTC, so the replay is the same on any day and in any time zone.
+    start = datetime(2025, 3, 3, tzinfo=UTC).timestamp()
     history = generate(days=14, calls_per_day=250, seed=5, start=start, outages=[OUTAGE])
     config = AnalyticsConfig.model_validate(
-        {"clustering": {"fit_sample": 2000, "refit_hours": 24}, "retention": {"enabled": False}}
+        {
+            "clustering": {"fit_sample": 2000, "refit_hours": 24},
+            "retention": {"enabled": False},
+            "timezone": "UTC",
+        }
     )
     server = make_server(store, embedder, demo_config, config, "replay")
     writer = connect(store)
