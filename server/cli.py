@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from analytics.cli import analytics_app, roi_app
 from qa.cli import qa_app
 from routing.cli import routing_app
 from server.archive import worker_app
@@ -33,6 +34,8 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(routing_app, name="routing")
 app.add_typer(qa_app, name="qa")
 app.add_typer(worker_app, name="worker")
+app.add_typer(analytics_app, name="analytics")
+app.add_typer(roi_app, name="roi")
 
 
 def _setup_logging(level: str) -> None:

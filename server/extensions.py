@@ -31,6 +31,7 @@ class Extension(Protocol):
 
 def default_extensions() -> list[Extension]:
     """The extensions a plain ``callassist serve`` runs, in start order."""
+    from analytics.extension import AnalyticsExtension
     from qa.extension import QAExtension
     from routing.extension import RoutingExtension
     from server.alert_feed import AlertFeedExtension
@@ -38,6 +39,7 @@ def default_extensions() -> list[Extension]:
     from server.kb_api import KnowledgeBaseExtension
     from wfm.api import WfmExtension
 
+    # Analytics after routing: it opens retention cases through the routing extension.
     return [
         KnowledgeBaseExtension(),
         RoutingExtension(),
@@ -45,4 +47,5 @@ def default_extensions() -> list[Extension]:
         WfmExtension(),
         FeedbackExtension(),
         AlertFeedExtension(),
+        AnalyticsExtension(),
     ]
