@@ -260,16 +260,24 @@ class CallEndedEvent(BaseModel):
 
 
 class AlertEvent(BaseModel):
-    """Supervisor alert: once per condition episode, never dropped by backpressure."""
+    """Supervisor alert: once per condition episode, never dropped by backpressure.
+
+    Call alerts carry the call, agent and call time; an ``emerging_issue`` (analytics) is
+    about many calls: ``call_id``/``agent_id``/``timestamp`` are null and it carries
+    ``detected_at`` and the issue's label, terms and samples."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: Literal["alert"]
     alert_id: str
-    call_id: str
-    agent_id: str
-    kind: Literal["sentiment_declining", "negative_sentiment", "compliance_breach"]
+    call_id: str | None
+    agent_id: str | None
+    kind: Literal["sentiment_declining", "negative_sentiment", "compliance_breach", "emerging_issue"]
     severity: Literal["low", "medium", "high"]
     message: str
-    timestamp: float
+    timestamp: float | None = Field(
+        description="Call time of the condition; null for alerts not about one call."
+    )
     rule_id: str | None = None
 
 

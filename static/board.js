@@ -21,7 +21,7 @@
   const TIER_RANK = { platinum: 4, gold: 3, silver: 2, bronze: 1 };
   const SEVERITY = { high: 0, medium: 1, low: 2 };
   const TREND = { improving: "↗", declining: "↘", stable: "→" };
-  const KIND = { negative_sentiment: "Very negative customer", sentiment_declining: "Sentiment declining", compliance_breach: "Compliance breach" };
+  const KIND = { negative_sentiment: "Very negative customer", sentiment_declining: "Sentiment declining", compliance_breach: "Compliance breach", emerging_issue: "Emerging issue" };
   const PREFS = "callassist.board";
 
   const $ = (id) => document.getElementById(id);
@@ -342,17 +342,24 @@
       item.el = li;
       item.parts = { time: head.querySelector(".a-time"), meta, ack, view, acked };
     }
-    const row = calls.get(a.call_id);
+    const row = a.call_id ? calls.get(a.call_id) : null;
     const customer = row ? row.call.customer || {} : {};
-    setText(item.parts.time, `${wallTime(item.receivedAt)} · ${clock(a.timestamp)} into the call`);
+    if (!a.call_id) {
+      // Not about one call (e.g. an emerging issue from analytics): no call time, nothing to view.
+      setText(item.parts.time, wallTime(item.receivedAt));
+      item.el.dataset.ended = "false";
+      setText(item.parts.meta, [a.label, (a.top_terms || []).slice(0, 3).join(", ")].filter(Boolean).join(" · "));
+    } else {
+      setText(item.parts.time, `${wallTime(item.receivedAt)} · ${clock(a.timestamp)} into the call`);
+      item.el.dataset.ended = row ? "false" : "true";
+      setText(item.parts.meta, [a.agent_id, customer.name || customer.id || item.customer, row ? null : "call ended"].filter(Boolean).join(" · "));
+    }
     const ended = !row;
-    item.el.dataset.ended = ended ? "true" : "false";
-    setText(item.parts.meta, [a.agent_id, customer.name || customer.id || item.customer, ended ? "call ended" : null].filter(Boolean).join(" · "));
     if (row) item.customer = customer.name || customer.id;
     item.el.dataset.acked = item.ack ? "true" : "false";
     item.parts.ack.hidden = !!item.ack;
     item.parts.ack.disabled = item.pending;
-    item.parts.ack.setAttribute("aria-label", `Acknowledge: ${KIND[a.kind] || a.kind}, ${a.agent_id}`);
+    item.parts.ack.setAttribute("aria-label", `Acknowledge: ${KIND[a.kind] || a.kind}${a.agent_id ? ", " + a.agent_id : ""}`);
     item.parts.view.hidden = ended;
     setText(item.parts.acked, item.ack ? `Acknowledged by ${item.ack.by} at ${wallTime(item.ack.at)}` : "");
     item.dirty = false;
