@@ -28,6 +28,7 @@ from assist.protocol import (
 )
 from server import keys
 from server.bus import encode
+from server.limits import RateLimit
 from server.outbox import Outbox
 from server.services import Services
 
@@ -63,6 +64,36 @@ async def _refuse_until_ready(websocket: WebSocket, services: Services, endpoint
     return True
 
 
+def _rate_limit(settings: Any) -> RateLimit:
+    return RateLimit(
+        settings.frame_rate_per_second, settings.frame_rate_burst, settings.rate_limited_close_after
+    )
+
+
+async def _within_rate(
+    websocket: WebSocket,
+    services: Services,
+    endpoint: str,
+    rate: RateLimit,
+    answer: Callable[[WebSocket, dict[str, Any]], Awaitable[None]],
+) -> bool:
+    """False when this frame is over the connection's rate: it is answered ``rate_limited`` and
+    not processed; persistent abuse closes the socket 1008."""
+    verdict = rate.check()
+    if verdict == "ok":
+        return True
+    services.metrics.limit_rejections.labels("frame_rate").inc()
+    if verdict == "close":
+        services.metrics.closes.labels(endpoint, str(CLOSE_POLICY_VIOLATION)).inc()
+        await _close(websocket, CLOSE_POLICY_VIOLATION, "frame rate limit exceeded")
+    else:
+        limit = services.settings.frame_rate_per_second
+        await answer(
+            websocket, {"type": "error", "code": "rate_limited", "message": f"over {limit:g} frames/s"}
+        )
+    return False
+
+
 # ---------------------------------------------------------------------- softphone
 
 
@@ -86,6 +117,7 @@ async def call_socket(websocket: WebSocket) -> None:
     started = False
     ended = False
     errors_in_a_row = 0
+    rate = _rate_limit(settings)
 
     async def close_superseded() -> None:
         await _close(websocket, CLOSE_POLICY_VIOLATION, "superseded by a newer connection for this call")
@@ -96,6 +128,10 @@ async def call_socket(websocket: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 break
             received_at = time.perf_counter()
+            if not await _within_rate(websocket, services, "call", rate, _send):
+                if rate.refused_in_a_row >= rate.close_after:
+                    break
+                continue
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
@@ -133,6 +169,8 @@ async def call_socket(websocket: WebSocket) -> None:
                 errors_in_a_row = 0
             except ProtocolError as error:
                 metrics.protocol_errors.labels(error.code).inc()
+                if error.close_code == CLOSE_MESSAGE_TOO_BIG:
+                    metrics.limit_rejections.labels("frame_size").inc()
                 if error.close_code is not None:
                     metrics.closes.labels("call", str(error.close_code)).inc()
                     await _close(websocket, error.close_code, error.message)
@@ -195,15 +233,25 @@ async def _pump(
 
         async def reader() -> None:
             errors_in_a_row = 0
+            rate = _rate_limit(services.settings)
+
+            async def refuse(_ws: WebSocket, payload: dict[str, Any]) -> None:
+                reply(payload)
+
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     return
+                if not await _within_rate(websocket, services, endpoint, rate, refuse):
+                    if rate.refused_in_a_row >= rate.close_after:
+                        return
+                    continue
                 try:
                     text = message.get("text")
                     if text is None:
                         raise ProtocolError("binary_not_supported", "frames must be JSON text")
                     if len(text) > services.settings.max_frame_bytes:
+                        metrics.limit_rejections.labels("frame_size").inc()
                         await _close(websocket, CLOSE_MESSAGE_TOO_BIG, "frame too large")
                         return
                     try:
