@@ -188,6 +188,7 @@ def create_app(
             auth=auth,
             routes=routes,
             allowed_origins=settings.allowed_origins,
+            cors_origins=settings.cors_origins,
             max_connections=settings.max_connections,
             max_connections_per_token=settings.max_connections_per_token,
         )

@@ -68,13 +68,14 @@ class SecurityGuard:
         auth: Authenticator,
         routes: Sequence[BaseRoute],
         allowed_origins: Sequence[str] = (),
+        cors_origins: Sequence[str] = (),
         max_connections: int = 1000,
         max_connections_per_token: int = 100,
     ) -> None:
         self.app = app
         self.auth = auth
         self.routes = list(routes)
-        self.allowed_origins = {o.rstrip("/").lower() for o in allowed_origins}
+        self.allowed_origins = {o.rstrip("/").lower() for o in (*allowed_origins, *cors_origins)}
         self.max_connections = max_connections
         self.max_connections_per_token = max_connections_per_token
         self.open_connections: Counter[str] = Counter()
@@ -124,6 +125,10 @@ class SecurityGuard:
             return 403, "open_mode_loopback_only", "open development mode answers loopback host names only"
         if websocket and not self._origin_allowed(headers.get("origin"), host, scope):
             return 403, "origin_not_allowed", "this Origin may not open WebSockets here"
+        unsafe = scope.get("method") not in (None, "GET", "HEAD", "OPTIONS")
+        if unsafe and not self._origin_allowed(headers.get("origin"), host, scope):
+            # Cross-site form/fetch writes (CSRF), even in open mode; CORS-allowed origins pass.
+            return 403, "origin_not_allowed", "cross-site request refused"
         key, path_params = self._match(scope, websocket)
         if key is None:
             return None  # no route: the app answers 404/405

@@ -409,6 +409,11 @@ def test_api_key_hash_and_principal() -> None:
 # ---------------------------------------------------------------------- limits
 
 
+async def _metrics(server: RunningServer, headers: dict[str, str] | None = None) -> str:
+    async with httpx.AsyncClient(base_url=server.http) as client:
+        return (await client.get("/metrics", headers=headers)).text
+
+
 async def test_frame_rate_limit(server_factory) -> None:  # type: ignore[no-untyped-def]
     """Over the rate: error frame 'rate_limited' (frame not processed); persisting: close 1008."""
     server = server_factory(frame_rate_per_second=2, frame_rate_burst=3, rate_limited_close_after=5)
@@ -428,7 +433,7 @@ async def test_frame_rate_limit(server_factory) -> None:  # type: ignore[no-unty
             for _ in range(20):
                 await phone.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
-    metrics = httpx.get(f"{server.http}/metrics").text
+    metrics = await _metrics(server)
     assert 'callassist_limit_rejections_total{limit="frame_rate"}' in metrics
 
 
@@ -445,7 +450,7 @@ async def test_utterances_per_call_limit(server_factory) -> None:  # type: ignor
         assert error["code"] == "call_limit" and error["utterance_id"] == "u-2"
         ack = await phone.end()
     assert ack["type"] == "ended" and ack["utterances"] == 2
-    metrics = httpx.get(f"{server.http}/metrics").text
+    metrics = await _metrics(server)
     assert 'callassist_limit_rejections_total{limit="utterances_per_call"} 1.0' in metrics
 
 
@@ -471,7 +476,7 @@ async def test_connection_limits(server_factory, tmp_path: Path) -> None:  # typ
     again = await websockets.connect(url, subprotocols=sup)  # type: ignore[arg-type]
     for sock in (second, third, again):
         await sock.close()
-    metrics = httpx.get(f"{server.http}/metrics", headers=bearer("metrics")).text
+    metrics = await _metrics(server, bearer("metrics"))
     assert 'callassist_limit_rejections_total{limit="connections_per_token"} 1.0' in metrics
     assert 'callassist_limit_rejections_total{limit="connections_total"} 1.0' in metrics
 
