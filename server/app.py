@@ -33,7 +33,7 @@ from server.guard import SecurityGuard, install_log_redaction, principal_of
 from server.metrics import Metrics, gauge_family
 from server.policy import check_policy
 from server.registry import LiveRegistry, MemoryRegistry
-from server.retention import run_retention
+from server.retention import purge_once, run_retention
 from server.services import Services
 from server.settings import Settings
 from server.store import Database, SqliteCallStore
@@ -150,20 +150,25 @@ def create_app(
         await services.registry.start()
         loader = asyncio.create_task(_load_models(services, embedder), name="load-models")
         relay = asyncio.create_task(_relay(services), name="outbox-relay")
-        retention = asyncio.create_task(run_retention(services), name="retention")
         if not auth.enabled:
             log.warning(OPEN_MODE_BANNER)
         started: list[Extension] = []
+        retention: asyncio.Task[None] | None = None
         try:
             for extension in extensions:
                 services.extensions[extension.name] = extension
                 await extension.start(services)
                 started.append(extension)
+            try:  # expired calls go before the first request (the extensions' tables exist now)
+                await purge_once(services)
+            except Exception as exc:
+                log.warning("retention purge at start failed (%s); the periodic purge retries", exc)
+            retention = asyncio.create_task(run_retention(services), name="retention")
             yield {"services": services}
         finally:
-            for task in (loader, relay, retention):
+            for task in (loader, relay, *([retention] if retention else [])):
                 task.cancel()
-            await asyncio.gather(loader, relay, retention, return_exceptions=True)
+            await asyncio.gather(loader, relay, *([retention] if retention else []), return_exceptions=True)
             if services.calls is not None:
                 await services.calls.close()
             for extension in reversed(started):

@@ -114,3 +114,22 @@ def check_policy(routes: Iterable[BaseRoute]) -> None:
 def allowed(key: tuple[str, str], role: str | None) -> bool:
     roles = POLICY.get(key, frozenset())
     return PUBLIC in roles or (role is not None and role in roles)
+
+
+ROLE_COLUMNS = ("admin", "supervisor", "agent", "integration", "metrics")
+
+
+def markdown_table() -> str:
+    """The policy as the table in docs/security.md (a test keeps the two identical)."""
+    lines = [
+        "| endpoint | " + " | ".join(ROLE_COLUMNS) + " |",
+        "|---|" + "---|" * len(ROLE_COLUMNS),
+    ]
+    for (path, method), roles in sorted(POLICY.items()):
+        label = f"`{'WebSocket' if method == WS else method} {path}{'/…' if path == '/static' else ''}`"
+        if PUBLIC in roles:
+            cells = ["public"] + [""] * (len(ROLE_COLUMNS) - 1)
+        else:
+            cells = ["yes" if role in roles else "—" for role in ROLE_COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

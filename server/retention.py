@@ -70,10 +70,10 @@ async def purge_once(services: Services, now: float | None = None) -> dict[str, 
 
 
 async def run_retention(services: Services) -> None:
-    await asyncio.sleep(1.0)  # let the extensions create their tables first
+    """The periodic purge (the lifespan runs the first one before the server answers)."""
     while True:
+        await asyncio.sleep(services.settings.retention_interval_seconds)
         try:
             await purge_once(services)
         except Exception as exc:  # the next round retries
             log.warning("retention purge failed (%s); retrying", exc)
-        await asyncio.sleep(services.settings.retention_interval_seconds)
