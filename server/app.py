@@ -34,6 +34,7 @@ from server.metrics import Metrics, gauge_family
 from server.policy import check_policy
 from server.registry import LiveRegistry, MemoryRegistry
 from server.retention import purge_once, run_retention
+from server.scoping import may_see
 from server.services import Services
 from server.settings import Settings
 from server.store import Database, SqliteCallStore
@@ -248,11 +249,11 @@ async def get_call(request: Request) -> JSONResponse:
     call_id = request.path_params["call_id"]
     record = await services.store.get_call(call_id)
     principal = principal_of(request)
-    if record is not None and not _may_see(principal, record.get("agent_id")):
-        record = None  # another agent's call: as if it did not exist
+    if record is not None and not may_see(principal, record):
+        record = None  # another agent's or team's call: as if it did not exist
     if record is None:
         live = services.calls.local_session(call_id) if services.calls else None
-        if live is not None and _may_see(principal, live.agent_id):
+        if live is not None and may_see(principal, live.summary()):
             return error(409, "call_live", f"call {call_id} is still live", call=live.summary())
         return error(404, "unknown_call", f"no stored call {call_id}")
     return JSONResponse(record)
@@ -295,6 +296,7 @@ async def list_calls(request: Request) -> JSONResponse:
         since=since,
         until=until,
         agent_id=agent_id,
+        teams=principal.teams or None,
         customer_id=request.query_params.get("customer_id"),
         limit=limit,
         offset=offset,
@@ -302,16 +304,12 @@ async def list_calls(request: Request) -> JSONResponse:
     return JSONResponse({"calls": calls, "limit": limit, "offset": offset})
 
 
-def _may_see(principal: Principal, agent_id: str | None) -> bool:
-    return principal.role != "agent" or agent_id == principal.agent_id
-
-
 async def live_calls(request: Request) -> JSONResponse:
     principal = principal_of(request)
     registry = _services(request).registry
     if principal.role == "agent":
         return JSONResponse({"calls": await registry.snapshot(agent_id=principal.agent_id)})
-    return JSONResponse({"calls": await registry.snapshot()})
+    return JSONResponse({"calls": [c for c in await registry.snapshot() if may_see(principal, c)]})
 
 
 async def run_demo(request: Request) -> JSONResponse:

@@ -96,11 +96,15 @@ def _check_scoping(role: str, agent_id: str | None, teams: Any, queues: Any, *, 
         raise ValueError(f"{where}: role 'agent' needs an agent_id")
     if role != "agent" and agent_id:
         raise ValueError(f"{where}: only role 'agent' is bound to an agent_id")
-    if teams or queues:
+    if queues:
         # Accepting a scope we do not enforce would be worse than refusing it.
-        raise ValueError(
-            f"{where}: supervisor team/queue scoping is not implemented yet (see docs/security.md)"
-        )
+        raise ValueError(f"{where}: queue scoping is not implemented (the start frame carries no queue)")
+    if teams and role != "supervisor":
+        raise ValueError(f"{where}: only role 'supervisor' is scoped to teams")
+    if teams is not None and (
+        not isinstance(teams, list | tuple) or not all(isinstance(t, str) and t for t in teams)
+    ):
+        raise ValueError(f"{where}: teams must be a list of team names")
 
 
 def hash_key(key: str) -> str:
@@ -202,6 +206,8 @@ class Authenticator:
         }
         if principal.agent_id:
             claims["agent_id"] = principal.agent_id
+        if principal.teams:
+            claims["teams"] = list(principal.teams)
         if self.jwt_secret and self.jwt_issuer:
             claims["iss"] = self.jwt_issuer
         if self.jwt_secret and self.jwt_audience:
@@ -219,7 +225,8 @@ def _principal_from_claims(claims: dict[str, Any], *, via: str) -> Principal | N
         return None
     if agent_id is not None and not isinstance(agent_id, str):
         return None
-    return Principal(name, role, agent_id, token_id=f"sub:{role}:{name}:{agent_id or ''}", via=via)
+    teams = tuple(claims.get("teams") or ())
+    return Principal(name, role, agent_id, teams, token_id=f"sub:{role}:{name}:{agent_id or ''}", via=via)
 
 
 def is_loopback(host: str) -> bool:

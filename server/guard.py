@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import DEV_PRINCIPAL, Authenticator, Principal, is_loopback
-from server.policy import POLICY, PUBLIC, WS, route_keys
+from server.policy import POLICY, PUBLIC, TEAM_SCOPED, WS, route_keys
 
 log = logging.getLogger(__name__)
 PRINCIPAL_KEY = "callassist.principal"
@@ -149,6 +149,8 @@ class SecurityGuard:
             return 401, "unauthenticated", reason
         if principal.role not in roles:
             return 403, "forbidden", f"role '{principal.role}' may not use this endpoint"
+        if principal.teams and key not in TEAM_SCOPED:
+            return 403, "forbidden", "not available to a team-scoped supervisor (it spans all teams)"
         own = path_params.get("agent_id")
         if principal.role == "agent" and own is not None and own != principal.agent_id:
             return 403, "forbidden", "an agent token may only use its own agent id"

@@ -90,6 +90,24 @@ POLICY: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
+# What a supervisor scoped to teams may use: endpoints filtered to its teams' calls, and
+# reference data. Everything else a supervisor may see aggregates across teams: refused.
+TEAM_SCOPED: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("/v1/auth/whoami", "GET"),
+        ("/v1/calls", "GET"),
+        ("/v1/calls/{call_id}", "GET"),
+        ("/v1/live/calls", "GET"),
+        ("/v1/supervisor", WS),
+        ("/v1/kb/articles", "GET"),
+        ("/v1/kb/articles/{article_id}", "GET"),
+        ("/v1/kb/search", "POST"),
+        ("/v1/kb/stats", "GET"),
+        ("/v1/qa/rubric", "GET"),
+    }
+)
+
+
 def route_keys(route: BaseRoute) -> list[tuple[str, str]]:
     """The (path template, method) pairs one route serves (HEAD goes with GET)."""
     if isinstance(route, WebSocketRoute):

@@ -28,8 +28,10 @@ from assist.protocol import (
 )
 from server import keys
 from server.bus import encode
+from server.guard import principal_of
 from server.limits import RateLimit
 from server.outbox import Outbox
+from server.scoping import ScopedOutbox, TeamFilter
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -210,7 +212,7 @@ async def _pump(
     Only the writer sends, so replies to client frames go through the outbox too."""
 
     def reply(payload: dict[str, Any]) -> None:
-        outbox.put(encode(payload, droppable=False))
+        outbox.put_direct(encode(payload, droppable=False))
 
     metrics = services.metrics
     await websocket.accept()
@@ -332,14 +334,18 @@ async def supervisor_socket(websocket: WebSocket) -> None:
     services = _services(websocket)
     if await _refuse_until_ready(websocket, services, "supervisor"):
         return
-    outbox = Outbox(
-        services.settings.supervisor_queue_size,
-        on_drop=lambda _m: services.metrics.outbox_dropped.labels("supervisor").inc(),
-    )
+    principal = principal_of(websocket)
+    scope = TeamFilter(principal.teams) if principal.teams else None
+    on_drop = lambda _m: services.metrics.outbox_dropped.labels("supervisor").inc()  # noqa: E731
+    size = services.settings.supervisor_queue_size
+    outbox = ScopedOutbox(size, scope, on_drop=on_drop) if scope else Outbox(size, on_drop=on_drop)
     channels = [keys.SUPERVISOR_CHANNEL]
 
     async def greet() -> list[dict[str, Any]]:
-        return [{"type": "snapshot", "calls": await services.registry.snapshot()}]
+        calls = await services.registry.snapshot()
+        if scope is not None:  # a team-scoped supervisor: only its teams' calls
+            calls = [call for call in calls if scope.show(call)]
+        return [{"type": "snapshot", "calls": calls}]
 
     async def on_client(frame: dict[str, Any], reply: Callable[[dict[str, Any]], None]) -> None:
         kind, call_id = frame.get("type"), frame.get("call_id")
@@ -348,6 +354,8 @@ async def supervisor_socket(websocket: WebSocket) -> None:
         if not isinstance(call_id, str) or not _ID.match(call_id):
             raise ProtocolError("missing_field", "watch/unwatch needs a valid 'call_id'", field="call_id")
         channel = keys.call_channel(call_id)
+        if kind == "watch" and scope is not None and call_id not in scope.visible:
+            raise ProtocolError("forbidden", f"call {call_id} is not in your teams", field="call_id")
         if kind == "watch" and channel not in channels:
             channels.append(channel)
             await services.bus.subscribe(channel, outbox)

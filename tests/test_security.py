@@ -381,8 +381,11 @@ def test_auth_file_errors_are_clear(tmp_path: Path) -> None:
     bad.write_text("api_keys:\n  - {name: a, role: agent, sha256: " + "a" * 64 + "}\n")
     with pytest.raises(AuthError, match="needs an agent_id"):
         Authenticator.from_settings(Settings(auth_file=bad))
-    bad.write_text("api_keys:\n  - {name: s, role: supervisor, teams: [t1], sha256: " + "a" * 64 + "}\n")
-    with pytest.raises(AuthError, match="not implemented"):
+    bad.write_text("api_keys:\n  - {name: s, role: supervisor, queues: [q1], sha256: " + "a" * 64 + "}\n")
+    with pytest.raises(AuthError, match="queue scoping is not implemented"):
+        Authenticator.from_settings(Settings(auth_file=bad))
+    bad.write_text("api_keys:\n  - {name: i, role: integration, teams: [t1], sha256: " + "a" * 64 + "}\n")
+    with pytest.raises(AuthError, match="only role 'supervisor' is scoped to teams"):
         Authenticator.from_settings(Settings(auth_file=bad))
     with pytest.raises(AuthError, match="at least 32"):
         Authenticator.from_settings(Settings(jwt_secret="short"))
@@ -495,3 +498,66 @@ async def test_outbox_keeps_alerts_and_overflows() -> None:
     assert outbox.dropped == 2 and not outbox.overflowed
     outbox.put(BusMessage("alert-4"))  # nothing droppable left: overflow, never drop an alert
     assert outbox.overflowed and await outbox.get() is None
+
+
+# ---------------------------------------------------------------------- supervisor team scoping
+
+
+async def test_team_scoped_supervisor(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A supervisor scoped to team 'east' sees east calls only (snapshot, live events, drill-down,
+    stored and live lists) and is refused on endpoints that aggregate across teams."""
+    auth_file = write_auth_file(tmp_path / "auth.yaml")
+    entries = json.loads(auth_file.read_text())
+    entries["api_keys"].append({"name": "east-board", "role": "supervisor", "teams": ["east"], "sha256": hash_key("key-east")})  # fmt: skip
+    auth_file.write_text(json.dumps(entries))
+    server = server_factory(auth_file=auth_file)
+    integration = ["callassist.v1", f"bearer.{KEYS['integration']}"]
+    east = ["callassist.v1", "bearer.key-east"]
+
+    async def start(call_id: str, team: str) -> Any:
+        sock = await websockets.connect(f"{server.ws}/v1/calls/{call_id}", subprotocols=integration)  # type: ignore[arg-type]
+        await sock.send(json.dumps({"type": "start", "agent_id": f"agent-{call_id}", "team": team}))
+        assert json.loads(await sock.recv())["type"] == "started"
+        return sock
+
+    before = [await start("east-1", "east"), await start("west-1", "west")]
+    async with websockets.connect(f"{server.ws}/v1/supervisor", subprotocols=east) as board:  # type: ignore[arg-type]
+        snapshot = json.loads(await board.recv())
+        assert [c["call_id"] for c in snapshot["calls"]] == ["east-1"]
+        later = [await start("west-2", "west"), await start("east-2", "east")]
+        await board.send(json.dumps({"type": "watch", "call_id": "west-1"}))
+        await board.send(json.dumps({"type": "watch", "call_id": "east-2"}))
+        seen: list[dict[str, Any]] = []
+        while not any(e.get("type") == "call_state" for e in seen):
+            seen.append(json.loads(await asyncio.wait_for(board.recv(), 5)))
+        calls = {e.get("call", {}).get("call_id") or e.get("call_id") for e in seen} - {None}
+        assert calls == {"east-2"}, seen
+        errors = [e for e in seen if e.get("type") == "error"]
+        assert errors and errors[0]["code"] == "forbidden"
+        async with httpx.AsyncClient(
+            base_url=server.http, headers={"Authorization": "Bearer key-east"}
+        ) as client:
+            live = (await client.get("/v1/live/calls")).json()["calls"]
+            assert sorted(c["call_id"] for c in live) == ["east-1", "east-2"]
+            for sock in before + later:
+                await sock.send(json.dumps({"type": "end"}))
+                assert json.loads(await sock.recv())["type"] == "ended"
+                await sock.close()
+            stored = (await client.get("/v1/calls")).json()["calls"]
+            assert sorted(c["call_id"] for c in stored) == ["east-1", "east-2"]
+            assert (await client.get("/v1/calls/west-1")).status_code == 404
+            assert (await client.get("/v1/calls/east-1")).status_code == 200
+            for path in (
+                "/v1/qa/distribution",
+                "/v1/supervisor/alerts",
+                "/v1/analytics/kpis",
+                "/v1/assist/adoption",
+            ):
+                assert (await client.get(path)).status_code == 403, path
+        ended = set()
+        while len(ended) < 2:
+            event = json.loads(await asyncio.wait_for(board.recv(), 5))
+            assert (event.get("call") or {}).get("team", "east") == "east", event
+            if event.get("type") == "call_ended":
+                ended.add(event["call_id"])
+        assert ended == {"east-1", "east-2"}
