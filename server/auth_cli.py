@@ -39,6 +39,7 @@ def mint_token_command(
     agent_id: str | None = typer.Option(None, help="The agent an agent token is bound to."),
     name: str = typer.Option("cli", help="Token subject (shown in logs and /v1/auth/whoami)."),
     ttl: float = typer.Option(3600, min=1, help="Lifetime in seconds (at most 7 days)."),
+    team: list[str] = typer.Option([], help="Scope a supervisor token to these teams (repeat)."),
 ) -> None:
     """Mint a JWT signed with CALLASSIST_JWT_SECRET (the server must share that secret)."""
     from server.auth import Authenticator, Principal, _check_scoping
@@ -48,7 +49,7 @@ def mint_token_command(
     if settings.jwt_secret is None:
         raise typer.BadParameter("set CALLASSIST_JWT_SECRET (the same secret the server uses)")
     try:
-        _check_scoping(role, agent_id, None, None, where="token")
+        _check_scoping(role, agent_id, team or None, None, where="token")
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     auth = Authenticator(
@@ -56,5 +57,13 @@ def mint_token_command(
         jwt_issuer=settings.jwt_issuer,
         jwt_audience=settings.jwt_audience,
     )
-    token, _ = auth.mint(Principal(name, role, agent_id), ttl)
+    token, _ = auth.mint(Principal(name, role, agent_id, tuple(team)), ttl)
     typer.echo(token)
+
+
+@auth_app.command("policy")
+def policy_command() -> None:
+    """Print who may call what (server/policy.py) as the Markdown table in docs/security.md."""
+    from server.policy import markdown_table
+
+    typer.echo(markdown_table())

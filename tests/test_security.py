@@ -561,3 +561,11 @@ async def test_team_scoped_supervisor(server_factory, tmp_path: Path) -> None:  
             if event.get("type") == "call_ended":
                 ended.add(event["call_id"])
         assert ended == {"east-1", "east-2"}
+
+
+def test_docs_show_the_policy() -> None:
+    """docs/security.md carries the policy table as generated (`callassist auth policy`)."""
+    from server.policy import markdown_table
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    assert markdown_table() in docs, "run `callassist auth policy` and paste it into docs/security.md"
