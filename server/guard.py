@@ -103,7 +103,8 @@ class SecurityGuard:
             self._count(scope, "limit_rejections", "connections_total")
             await _deny(scope, send, 503, "too_many_connections", "server connection limit reached", True)
             return
-        if self.open_connections[token_id] >= self.max_connections_per_token:
+        per_token = self.auth.enabled  # open mode has no credentials to tell apart
+        if per_token and self.open_connections[token_id] >= self.max_connections_per_token:
             self._count(scope, "limit_rejections", "connections_per_token")
             await _deny(
                 scope, send, 429, "too_many_connections", "connection limit for this credential", True
@@ -220,7 +221,12 @@ def _token(scope: Scope, headers: dict[str, str], websocket: bool) -> str | None
 
 async def _deny(scope: Scope, send: Send, status: int, code: str, message: str, websocket: bool) -> None:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    ]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="callassist"'))
     if not websocket:

@@ -569,3 +569,38 @@ def test_docs_show_the_policy() -> None:
 
     docs = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
     assert markdown_table() in docs, "run `callassist auth policy` and paste it into docs/security.md"
+
+
+async def test_open_mode_connection_limits(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """Open mode has no credentials to tell apart: only the total limit applies."""
+    server = server_factory(max_connections=2, max_connections_per_token=1)
+    url = f"{server.ws}/v1/supervisor"
+    first, second = await websockets.connect(url), await websockets.connect(url)
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(url)
+    assert refused.value.response.status_code == 503
+    await first.close()
+    await second.close()
+
+
+def test_log_redaction_is_installed(secure: RunningServer) -> None:
+    import logging
+
+    assert any(isinstance(f, RedactTokens) for f in logging.getLogger("uvicorn.error").filters)
+    assert any(isinstance(f, RedactTokens) for f in logging.getLogger("uvicorn.access").filters)
+
+
+async def test_demo_replay_runs_with_auth_on(secure: RunningServer) -> None:
+    """The demo replay is an integration client of its own server: it gets a minted token."""
+    async with httpx.AsyncClient(base_url=secure.http, headers=bearer("admin")) as client:
+        started = await client.post("/v1/demo/run", params={"speed": 100})
+        assert started.status_code == 202, started.text
+        expected = set(started.json()["started"])
+        stored: set[str] = set()
+        for _ in range(300):
+            calls = (await client.get("/v1/calls", params={"limit": 1000})).json()["calls"]
+            stored = {c["call_id"].rsplit("-", 1)[0] for c in calls}
+            if expected <= stored:
+                break
+            await asyncio.sleep(100 * MS)
+    assert expected <= stored
