@@ -153,6 +153,10 @@ def create_app(
         relay = asyncio.create_task(_relay(services), name="outbox-relay")
         if not auth.enabled:
             log.warning(OPEN_MODE_BANNER)
+        if settings.retention_days > 0:
+            log.info("retention: stored calls are deleted %g days after they ended", settings.retention_days)
+        else:
+            log.info("retention off: stored calls are kept until deleted (CALLASSIST_RETENTION_DAYS)")
         started: list[Extension] = []
         retention: asyncio.Task[None] | None = None
         try:

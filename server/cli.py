@@ -89,7 +89,13 @@ def serve(
     from server.auth import Authenticator, AuthError, check_bind
 
     try:  # protected mode: refuse before binding, with the reason
-        check_bind(host, Authenticator.from_settings(settings).enabled)
+        auth = Authenticator.from_settings(settings)
+        check_bind(host, auth.enabled)
+        if auth.enabled and workers > 1 and settings.jwt_secret is None:
+            raise AuthError(
+                "--workers > 1 with auth needs CALLASSIST_JWT_SECRET: sessions and minted tokens "
+                "must verify on every worker"
+            )
     except AuthError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

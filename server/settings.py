@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     )
     max_utterances_per_call: int = Field(default=10_000, ge=1)
     retention_days: float = Field(
-        default=90.0, ge=0, description="Stored calls and derived rows older than this are purged (0: keep)."
+        default=0,
+        ge=0,
+        description="Delete stored calls and derived rows this many days after the call (0: keep).",
     )
     retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often the purge runs.")
