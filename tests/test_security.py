@@ -255,6 +255,9 @@ async def test_credential_forms(secure: RunningServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         await websockets.connect(f"{secure.ws}/v1/supervisor?token=wrong")
     assert refused.value.response.status_code == 401
+    async with httpx.AsyncClient(base_url=secure.http) as client:
+        metrics = (await client.get("/metrics", headers=bearer("metrics"))).text
+    assert 'callassist_auth_rejections_total{reason="unauthenticated"}' in metrics
 
 
 async def test_browser_session_cookie(secure: RunningServer) -> None:
