@@ -13,6 +13,8 @@ from typing import Any
 
 from prometheus_client.core import Metric
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -21,12 +23,18 @@ from starlette.staticfiles import StaticFiles
 from assist.config import AssistConfig
 from assist.embedding import Embedder
 from server import ws
+from server.auth import OPEN_MODE_BANNER, Authenticator, Principal, check_bind
+from server.auth_api import auth_routes
 from server.bus import create_bus
 from server.bus_metrics import bus_metrics
 from server.calls import CallManager
 from server.extensions import Extension, default_extensions
+from server.guard import SecurityGuard, install_log_redaction, principal_of
 from server.metrics import Metrics, gauge_family
+from server.policy import check_policy
 from server.registry import LiveRegistry, MemoryRegistry
+from server.retention import purge_once, run_retention
+from server.scoping import may_see
 from server.services import Services
 from server.settings import Settings
 from server.store import Database, SqliteCallStore
@@ -124,6 +132,9 @@ def create_app(
     settings = settings or Settings()
     config = config or AssistConfig.load(settings.config)
     extensions = default_extensions() if extensions is None else extensions
+    auth = Authenticator.from_settings(settings)  # a bad auth file stops the start here
+    check_bind(settings.host, auth.enabled)
+    install_log_redaction()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -140,17 +151,29 @@ def create_app(
         await services.registry.start()
         loader = asyncio.create_task(_load_models(services, embedder), name="load-models")
         relay = asyncio.create_task(_relay(services), name="outbox-relay")
+        if not auth.enabled:
+            log.warning(OPEN_MODE_BANNER)
+        if settings.retention_days > 0:
+            log.info("retention: stored calls are deleted %g days after they ended", settings.retention_days)
+        else:
+            log.info("retention off: stored calls are kept until deleted (CALLASSIST_RETENTION_DAYS)")
         started: list[Extension] = []
+        retention: asyncio.Task[None] | None = None
         try:
             for extension in extensions:
                 services.extensions[extension.name] = extension
                 await extension.start(services)
                 started.append(extension)
+            try:  # expired calls go before the first request (the extensions' tables exist now)
+                await purge_once(services)
+            except Exception as exc:
+                log.warning("retention purge at start failed (%s); the periodic purge retries", exc)
+            retention = asyncio.create_task(run_retention(services), name="retention")
             yield {"services": services}
         finally:
-            for task in (loader, relay):
+            for task in (loader, relay, *([retention] if retention else [])):
                 task.cancel()
-            await asyncio.gather(loader, relay, return_exceptions=True)
+            await asyncio.gather(loader, relay, *([retention] if retention else []), return_exceptions=True)
             if services.calls is not None:
                 await services.calls.close()
             for extension in reversed(started):
@@ -165,7 +188,34 @@ def create_app(
             await db.close()
 
     routes = [route for extension in extensions for route in extension.routes()] + _routes()
-    return Starlette(routes=routes, lifespan=lifespan)
+    routes += auth_routes(
+        auth, session_ttl_s=settings.session_ttl_seconds, token_ttl_s=settings.token_ttl_seconds
+    )
+    check_policy(routes)  # every route declares who may call it (server/policy.py)
+    middleware = [
+        Middleware(
+            SecurityGuard,
+            auth=auth,
+            routes=routes,
+            allowed_origins=settings.allowed_origins,
+            cors_origins=settings.cors_origins,
+            max_connections=settings.max_connections,
+            max_connections_per_token=settings.max_connections_per_token,
+        )
+    ]
+    if settings.cors_origins:  # closed unless configured
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+            ),
+        )
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app.state.auth = auth
+    return app
 
 
 def _services(request: Request) -> Services:
@@ -202,9 +252,12 @@ async def get_call(request: Request) -> JSONResponse:
     services = _services(request)
     call_id = request.path_params["call_id"]
     record = await services.store.get_call(call_id)
+    principal = principal_of(request)
+    if record is not None and not may_see(principal, record):
+        record = None  # another agent's or team's call: as if it did not exist
     if record is None:
         live = services.calls.local_session(call_id) if services.calls else None
-        if live is not None:
+        if live is not None and may_see(principal, live.summary()):
             return error(409, "call_live", f"call {call_id} is still live", call=live.summary())
         return error(404, "unknown_call", f"no stored call {call_id}")
     return JSONResponse(record)
@@ -237,10 +290,17 @@ async def list_calls(request: Request) -> JSONResponse:
         return error(422, "invalid_query", str(exc))
     if not 1 <= limit <= 1000 or offset < 0:
         return error(422, "invalid_query", "'limit' must be 1..1000 and 'offset' >= 0")
+    agent_id = request.query_params.get("agent_id")
+    principal = principal_of(request)
+    if principal.role == "agent":
+        if agent_id not in (None, principal.agent_id):
+            return error(403, "forbidden", "an agent token sees only its own calls")
+        agent_id = principal.agent_id
     calls = await services.store.list_calls(
         since=since,
         until=until,
-        agent_id=request.query_params.get("agent_id"),
+        agent_id=agent_id,
+        teams=principal.teams or None,
         customer_id=request.query_params.get("customer_id"),
         limit=limit,
         offset=offset,
@@ -249,7 +309,11 @@ async def list_calls(request: Request) -> JSONResponse:
 
 
 async def live_calls(request: Request) -> JSONResponse:
-    return JSONResponse({"calls": await _services(request).registry.snapshot()})
+    principal = principal_of(request)
+    registry = _services(request).registry
+    if principal.role == "agent":
+        return JSONResponse({"calls": await registry.snapshot(agent_id=principal.agent_id)})
+    return JSONResponse({"calls": [c for c in await registry.snapshot() if may_see(principal, c)]})
 
 
 async def run_demo(request: Request) -> JSONResponse:
@@ -264,7 +328,10 @@ async def run_demo(request: Request) -> JSONResponse:
         return error(422, "invalid_query", "'speed' must be between 0.1 and 100")
     base = f"ws://{request.url.hostname}:{request.url.port}"
     scripts = load_demo_calls()
-    task = asyncio.create_task(replay_calls(base, scripts, speed=speed), name="demo-replay")
+    auth: Authenticator = request.app.state.auth
+    # The replay is an integration client of this very server: it gets its own short-lived token.
+    token = auth.mint(Principal("demo-replay", "integration"), 3600)[0] if auth.enabled else None
+    task = asyncio.create_task(replay_calls(base, scripts, speed=speed, token=token), name="demo-replay")
     services.tasks.add(task)
     task.add_done_callback(services.tasks.discard)
     return JSONResponse({"started": [s.id for s in scripts], "speed": speed}, status_code=202)

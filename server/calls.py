@@ -41,6 +41,7 @@ class LiveCall:
     ending: bool = False
     finished: tuple[list[Outbound], dict[str, Any]] | None = None
     utterance_count: int = 0
+    final_count: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -112,6 +113,13 @@ class CallManager:
         live = self._live(call_id)
         if live.ending:
             raise ProtocolError("call_ending", f"call {call_id} is ending; no more utterances")
+        if live.final_count >= self.settings.max_utterances_per_call:
+            # The call goes on and is stored; only the extra utterances are refused.
+            self.metrics.limit_rejections.labels("utterances_per_call").inc()
+            raise ProtocolError(
+                "call_limit", f"call {call_id} reached {self.settings.max_utterances_per_call} utterances"
+            )
+        live.final_count += frame.is_final
         live.utterance_count += 1
         previous = live.chain
         work = (

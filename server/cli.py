@@ -19,6 +19,7 @@ from analytics.cli import analytics_app, roi_app
 from qa.cli import qa_app
 from routing.cli import routing_app
 from server.archive import worker_app
+from server.auth_cli import auth_app
 from server.kb_cli import kb_app
 from wfm.cli import wfm_app
 
@@ -36,6 +37,7 @@ app.add_typer(qa_app, name="qa")
 app.add_typer(worker_app, name="worker")
 app.add_typer(analytics_app, name="analytics")
 app.add_typer(roi_app, name="roi")
+app.add_typer(auth_app, name="auth")
 
 
 def _setup_logging(level: str) -> None:
@@ -84,6 +86,19 @@ def serve(
     os.environ.update(env)
     settings = Settings()
     _setup_logging(log_level)
+    from server.auth import Authenticator, AuthError, check_bind
+
+    try:  # protected mode: refuse before binding, with the reason
+        auth = Authenticator.from_settings(settings)
+        check_bind(host, auth.enabled)
+        if auth.enabled and workers > 1 and settings.jwt_secret is None:
+            raise AuthError(
+                "--workers > 1 with auth needs CALLASSIST_JWT_SECRET: sessions and minted tokens "
+                "must verify on every worker"
+            )
+    except AuthError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
         "server.cli:_app_from_env",
         factory=True,
@@ -101,6 +116,9 @@ def demo(
     server: str = typer.Option("ws://127.0.0.1:8000", help="Server WebSocket base URL."),
     speed: float = typer.Option(1.0, min=0.1, max=100, help="Replay speed (call time / wall time)."),
     only: list[str] = typer.Option([], help="Replay only these demo call ids."),
+    token: str | None = typer.Option(
+        None, envvar="CALLASSIST_TOKEN", help="Integration credential when the server has auth on."
+    ),
 ) -> None:
     """Replay the bundled scripted calls through the real protocol so the pages come alive."""
     from server.demo import load_demo_calls, replay_call
@@ -111,7 +129,7 @@ def demo(
     async def run() -> None:
         async def one(index: int, script) -> None:  # type: ignore[no-untyped-def]
             await asyncio.sleep(index * 3 / speed)
-            ack = await replay_call(server, script, speed=speed)
+            ack = await replay_call(server, script, speed=speed, token=token)
             typer.echo(f"{script.id:32s} agent={script.agent_id:8s} -> {ack}")
 
         async with asyncio.TaskGroup() as group:

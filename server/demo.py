@@ -57,10 +57,12 @@ async def replay_call(
     speed: float = 1.0,
     call_id: str | None = None,
     interim: bool = True,
+    token: str | None = None,
 ) -> dict[str, Any]:
     """Stream one scripted call in call time (``speed`` x real time); returns the 'ended' ack."""
     call_id = call_id or f"{script.id}-{uuid.uuid4().hex[:6]}"
-    async with websockets.connect(f"{base_url}/v1/calls/{call_id}") as sock:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with websockets.connect(f"{base_url}/v1/calls/{call_id}", additional_headers=headers) as sock:
         start = {
             "type": "start",
             "agent_id": script.agent_id,
@@ -114,12 +116,17 @@ async def replay_call(
 
 
 async def replay_calls(
-    base_url: str, scripts: list[ScriptedCall], *, speed: float = 1.0, stagger: float = 3.0
+    base_url: str,
+    scripts: list[ScriptedCall],
+    *,
+    speed: float = 1.0,
+    stagger: float = 3.0,
+    token: str | None = None,
 ) -> None:
     async def one(offset: float, script: ScriptedCall) -> None:
         await asyncio.sleep(offset / speed)
         try:
-            ack = await replay_call(base_url, script, speed=speed)
+            ack = await replay_call(base_url, script, speed=speed, token=token)
             log.info("demo call %s: %s", script.id, ack)
         except Exception:
             log.exception("demo call %s failed", script.id)

@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 from assist.protocol import ProtocolError
 from server import keys
 from server.bus import StreamEntry
+from server.guard import principal_of
 from server.worker import StreamWorker
 
 if TYPE_CHECKING:
@@ -259,6 +260,9 @@ class FeedbackExtension:
         agent_id = body.get("agent_id")
         if not isinstance(agent_id, str) or not _ID.match(agent_id):
             return _error(422, "missing_field", "a valid 'agent_id' is required", field="agent_id")
+        principal = principal_of(request)
+        if principal.role == "agent" and agent_id != principal.agent_id:
+            return _error(403, "forbidden", "an agent token may only give feedback as its own agent")
         try:
             saved = await self.record(agent_id, _parse({**body, "type": "feedback"}))
         except ProtocolError as exc:

@@ -73,6 +73,22 @@ class Metrics:
             "callassist_store_writes_total", "Call records written", ["result"], registry=r
         )
 
+        self.auth_rejections = Counter(
+            "callassist_auth_rejections_total",
+            "Requests and WebSocket handshakes refused by the security guard",
+            ["reason"],
+            registry=r,
+        )
+        self.limit_rejections = Counter(
+            "callassist_limit_rejections_total",
+            "Frames or connections refused by a limit",
+            ["limit"],
+            registry=r,
+        )
+        self.retention_purged = Counter(
+            "callassist_retention_purged_total", "Rows removed by the retention purge", ["table"], registry=r
+        )
+
     def add_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
         """Register values read at scrape time (bus counters, queue depths)."""
         self.registry.register(_CallbackCollector(collect))

@@ -41,6 +41,9 @@ class Outbox:
         self._items.append(message)
         self._ready.set()
 
+    # Replies to the socket's own client frames: never filtered by a subclass's ``put``.
+    put_direct = put
+
     def _shed(self, incoming: BusMessage) -> bool:
         """Make room; False when the incoming message itself was dropped or we overflowed."""
         for index, queued in enumerate(self._items):

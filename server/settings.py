@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assist.protocol import DEFAULT_MAX_FRAME_BYTES
@@ -58,3 +58,35 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Wait for in-flight analyses at call end."
     )
     log_level: str = "info"
+
+    # -- security (docs/security.md) ----------------------------------------------------------
+    auth_file: Path | None = Field(
+        default=None, description="YAML with API keys (name, sha256, role, agent_id); see docs/security.md."
+    )
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 secret for JWTs (>= 32 chars).")
+    jwt_issuer: str | None = Field(default=None, description="Required 'iss' claim when set.")
+    jwt_audience: str | None = Field(default=None, description="Required 'aud' claim when set.")
+    session_ttl_seconds: float = Field(
+        default=8 * 3600, ge=60, description="Browser session cookie lifetime."
+    )
+    token_ttl_seconds: float = Field(
+        default=3600, ge=60, description="Longest lifetime POST /v1/auth/token grants."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Extra WebSocket Origins (same-origin is always allowed)."
+    )
+    cors_origins: list[str] = Field(default_factory=list, description="CORS allowlist; empty: CORS closed.")
+    max_connections: int = Field(default=2000, ge=1, description="Open WebSockets per process.")
+    max_connections_per_token: int = Field(default=200, ge=1, description="Open WebSockets per credential.")
+    frame_rate_per_second: float = Field(default=50.0, gt=0, description="Client frames per connection.")
+    frame_rate_burst: int = Field(default=200, ge=1)
+    rate_limited_close_after: int = Field(
+        default=100, ge=1, description="Rate-limited frames in a row before closing 1008."
+    )
+    max_utterances_per_call: int = Field(default=10_000, ge=1)
+    retention_days: float = Field(
+        default=0,
+        ge=0,
+        description="Delete stored calls and derived rows this many days after the call (0: keep).",
+    )
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often the purge runs.")

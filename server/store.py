@@ -13,7 +13,7 @@ import json
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,10 +84,11 @@ class CallStore(ABC):
         until: float | None = None,
         agent_id: str | None = None,
         customer_id: str | None = None,
+        teams: Sequence[str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Summaries (no transcript), newest first."""
+        """Summaries (no transcript), newest first; ``teams`` keeps only calls of those teams."""
 
     @abstractmethod
     async def mark_published(self, call_id: str) -> None:
@@ -183,6 +184,7 @@ class SqliteCallStore(CallStore):
         until: float | None = None,
         agent_id: str | None = None,
         customer_id: str | None = None,
+        teams: Sequence[str] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
@@ -196,6 +198,9 @@ class SqliteCallStore(CallStore):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
+        if teams is not None:
+            clauses.append(f"team IN ({', '.join('?' * len(teams))})" if teams else "0")
+            params.extend(teams)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {SUMMARY_COLUMNS} FROM calls {where} ORDER BY ended_at DESC LIMIT ? OFFSET ?"
 

@@ -28,7 +28,10 @@ from assist.protocol import (
 )
 from server import keys
 from server.bus import encode
+from server.guard import principal_of
+from server.limits import RateLimit
 from server.outbox import Outbox
+from server.scoping import ScopedOutbox, TeamFilter
 from server.services import Services
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,36 @@ async def _refuse_until_ready(websocket: WebSocket, services: Services, endpoint
     return True
 
 
+def _rate_limit(settings: Any) -> RateLimit:
+    return RateLimit(
+        settings.frame_rate_per_second, settings.frame_rate_burst, settings.rate_limited_close_after
+    )
+
+
+async def _within_rate(
+    websocket: WebSocket,
+    services: Services,
+    endpoint: str,
+    rate: RateLimit,
+    answer: Callable[[WebSocket, dict[str, Any]], Awaitable[None]],
+) -> bool:
+    """False when this frame is over the connection's rate: it is answered ``rate_limited`` and
+    not processed; persistent abuse closes the socket 1008."""
+    verdict = rate.check()
+    if verdict == "ok":
+        return True
+    services.metrics.limit_rejections.labels("frame_rate").inc()
+    if verdict == "close":
+        services.metrics.closes.labels(endpoint, str(CLOSE_POLICY_VIOLATION)).inc()
+        await _close(websocket, CLOSE_POLICY_VIOLATION, "frame rate limit exceeded")
+    else:
+        limit = services.settings.frame_rate_per_second
+        await answer(
+            websocket, {"type": "error", "code": "rate_limited", "message": f"over {limit:g} frames/s"}
+        )
+    return False
+
+
 # ---------------------------------------------------------------------- softphone
 
 
@@ -86,6 +119,7 @@ async def call_socket(websocket: WebSocket) -> None:
     started = False
     ended = False
     errors_in_a_row = 0
+    rate = _rate_limit(settings)
 
     async def close_superseded() -> None:
         await _close(websocket, CLOSE_POLICY_VIOLATION, "superseded by a newer connection for this call")
@@ -96,6 +130,10 @@ async def call_socket(websocket: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 break
             received_at = time.perf_counter()
+            if not await _within_rate(websocket, services, "call", rate, _send):
+                if rate.refused_in_a_row >= rate.close_after:
+                    break
+                continue
             data = message.get("text")
             if data is None:
                 data = message.get("bytes") or b""
@@ -133,6 +171,8 @@ async def call_socket(websocket: WebSocket) -> None:
                 errors_in_a_row = 0
             except ProtocolError as error:
                 metrics.protocol_errors.labels(error.code).inc()
+                if error.close_code == CLOSE_MESSAGE_TOO_BIG:
+                    metrics.limit_rejections.labels("frame_size").inc()
                 if error.close_code is not None:
                     metrics.closes.labels("call", str(error.close_code)).inc()
                     await _close(websocket, error.close_code, error.message)
@@ -172,7 +212,7 @@ async def _pump(
     Only the writer sends, so replies to client frames go through the outbox too."""
 
     def reply(payload: dict[str, Any]) -> None:
-        outbox.put(encode(payload, droppable=False))
+        outbox.put_direct(encode(payload, droppable=False))
 
     metrics = services.metrics
     await websocket.accept()
@@ -195,15 +235,25 @@ async def _pump(
 
         async def reader() -> None:
             errors_in_a_row = 0
+            rate = _rate_limit(services.settings)
+
+            async def refuse(_ws: WebSocket, payload: dict[str, Any]) -> None:
+                reply(payload)
+
             while True:
                 message = await websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     return
+                if not await _within_rate(websocket, services, endpoint, rate, refuse):
+                    if rate.refused_in_a_row >= rate.close_after:
+                        return
+                    continue
                 try:
                     text = message.get("text")
                     if text is None:
                         raise ProtocolError("binary_not_supported", "frames must be JSON text")
                     if len(text) > services.settings.max_frame_bytes:
+                        metrics.limit_rejections.labels("frame_size").inc()
                         await _close(websocket, CLOSE_MESSAGE_TOO_BIG, "frame too large")
                         return
                     try:
@@ -284,14 +334,18 @@ async def supervisor_socket(websocket: WebSocket) -> None:
     services = _services(websocket)
     if await _refuse_until_ready(websocket, services, "supervisor"):
         return
-    outbox = Outbox(
-        services.settings.supervisor_queue_size,
-        on_drop=lambda _m: services.metrics.outbox_dropped.labels("supervisor").inc(),
-    )
+    principal = principal_of(websocket)
+    scope = TeamFilter(principal.teams) if principal.teams else None
+    on_drop = lambda _m: services.metrics.outbox_dropped.labels("supervisor").inc()  # noqa: E731
+    size = services.settings.supervisor_queue_size
+    outbox = ScopedOutbox(size, scope, on_drop=on_drop) if scope else Outbox(size, on_drop=on_drop)
     channels = [keys.SUPERVISOR_CHANNEL]
 
     async def greet() -> list[dict[str, Any]]:
-        return [{"type": "snapshot", "calls": await services.registry.snapshot()}]
+        calls = await services.registry.snapshot()
+        if scope is not None:  # a team-scoped supervisor: only its teams' calls
+            calls = [call for call in calls if scope.show(call)]
+        return [{"type": "snapshot", "calls": calls}]
 
     async def on_client(frame: dict[str, Any], reply: Callable[[dict[str, Any]], None]) -> None:
         kind, call_id = frame.get("type"), frame.get("call_id")
@@ -300,6 +354,8 @@ async def supervisor_socket(websocket: WebSocket) -> None:
         if not isinstance(call_id, str) or not _ID.match(call_id):
             raise ProtocolError("missing_field", "watch/unwatch needs a valid 'call_id'", field="call_id")
         channel = keys.call_channel(call_id)
+        if kind == "watch" and scope is not None and call_id not in scope.visible:
+            raise ProtocolError("forbidden", f"call {call_id} is not in your teams", field="call_id")
         if kind == "watch" and channel not in channels:
             channels.append(channel)
             await services.bus.subscribe(channel, outbox)

@@ -7,7 +7,9 @@
 //
 // Attributes (mount options in camelCase): agent-id (required); server (ws(s):// or
 // http(s):// base URL, default: the server this script was loaded from); theme ("dark" or
-// "light"); shortcuts ("off" disables the Alt+Shift keys); max-backoff (seconds, default 15).
+// "light"); shortcuts ("off" disables the Alt+Shift keys); max-backoff (seconds, default 15);
+// token (when the server has auth on and the widget is on another origin: a short-lived agent
+// token your desktop's backend mints with POST /v1/auth/token; sent as a WebSocket subprotocol).
 //
 // The widget renders into its own shadow root with widget.css (next to this file), so the host
 // page's CSS cannot break it and its CSS cannot leak out; theme it with --ca-* custom properties.
@@ -156,7 +158,7 @@
   }
 
   class CallassistWidget extends HTMLElement {
-    static get observedAttributes() { return ["agent-id", "server", "shortcuts"]; }
+    static get observedAttributes() { return ["agent-id", "server", "shortcuts", "token"]; }
 
     constructor() {
       super();
@@ -255,7 +257,11 @@
       this.setState(navigator.onLine === false ? "offline" : "connecting");
       let socket;
       try {
-        socket = new WebSocket(`${this.server}/v1/agents/${encodeURIComponent(this.agentId)}`);
+        // A token (minted by the desktop's backend) rides in the subprotocol list, never the URL;
+        // without one the same-origin session cookie authenticates (static/auth.js).
+        const url = `${this.server}/v1/agents/${encodeURIComponent(this.agentId)}`;
+        const token = this.getAttribute("token");
+        socket = token ? new WebSocket(url, ["callassist.v1", `bearer.${token}`]) : new WebSocket(url);
       } catch (error) {
         this.setState("failed", String(error.message || error));
         return;
@@ -835,13 +841,13 @@
 
   customElements.define("callassist-widget", CallassistWidget);
 
-  /** One-line mount: CallAssist.mount(target, {agentId, server, theme, shortcuts, maxBackoff}). */
+  /** One-line mount: CallAssist.mount(target, {agentId, server, theme, shortcuts, maxBackoff, token}). */
   function mount(target, options = {}) {
     const host = typeof target === "string" ? document.querySelector(target) : target;
     if (!host) throw new Error("CallAssist.mount: target not found");
     const widget = document.createElement("callassist-widget");
     const attrs = { "agent-id": options.agentId, server: options.server, theme: options.theme,
-                    shortcuts: options.shortcuts === false ? "off" : options.shortcuts, "max-backoff": options.maxBackoff };
+                    shortcuts: options.shortcuts === false ? "off" : options.shortcuts, "max-backoff": options.maxBackoff, token: options.token };
     for (const [name, value] of Object.entries(attrs)) if (value !== undefined && value !== null) widget.setAttribute(name, String(value));
     host.append(widget);
     return widget;

@@ -60,7 +60,9 @@ def start_ui_server(
     from server.settings import Settings
 
     probe = LoopProbe()
-    settings = Settings(store_path=store, process_name="ui-test")
+    # The embedding test mounts the widget in an about:blank page (Origin "null"): allowed explicitly,
+    # as an operator allows the origins of the desktops that embed the widget (docs/security.md).
+    settings = Settings(store_path=store, process_name="ui-test", allowed_origins=["null"])
     app = create_app(settings, embedder=embedder, config=config, extensions=[*default_extensions(), probe])
     return start_server(app, port=port), probe
 
