@@ -103,7 +103,9 @@ class SecurityGuard:
             self._count(scope, "limit_rejections", "connections_total")
             await _deny(scope, send, 503, "too_many_connections", "server connection limit reached", True)
             return
-        per_token = self.auth.enabled  # open mode has no credentials to tell apart
+        # Open mode has no credentials to tell apart; an integration key opens one socket per
+        # live call (hundreds), so only the total bounds it.
+        per_token = self.auth.enabled and (principal is None or principal.role != "integration")
         if per_token and self.open_connections[token_id] >= self.max_connections_per_token:
             self._count(scope, "limit_rejections", "connections_per_token")
             await _deny(

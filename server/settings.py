@@ -76,8 +76,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Extra WebSocket Origins (same-origin is always allowed)."
     )
     cors_origins: list[str] = Field(default_factory=list, description="CORS allowlist; empty: CORS closed.")
-    max_connections: int = Field(default=2000, ge=1, description="Open WebSockets per process.")
-    max_connections_per_token: int = Field(default=200, ge=1, description="Open WebSockets per credential.")
+    max_connections: int = Field(
+        default=5000, ge=1, description="Open WebSockets per process (a call uses two: softphone + widget)."
+    )
+    max_connections_per_token: int = Field(
+        default=50, ge=1, description="Open WebSockets per agent/supervisor/admin credential."
+    )
     frame_rate_per_second: float = Field(default=50.0, gt=0, description="Client frames per connection.")
     frame_rate_burst: int = Field(default=200, ge=1)
     rate_limited_close_after: int = Field(

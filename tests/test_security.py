@@ -487,6 +487,20 @@ async def test_connection_limits(server_factory, tmp_path: Path) -> None:  # typ
     assert 'callassist_limit_rejections_total{limit="connections_total"} 1.0' in metrics
 
 
+async def test_integration_key_is_bounded_by_the_total_only(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A CCaaS integration opens one socket per live call: the per-credential limit is not for it."""
+    server = server_factory(
+        auth_file=write_auth_file(tmp_path / "auth.yaml"), max_connections=10, max_connections_per_token=1
+    )
+    proto = ["callassist.v1", f"bearer.{KEYS['integration']}"]
+    sockets = [
+        await websockets.connect(f"{server.ws}/v1/calls/limit-{n}", subprotocols=proto)  # type: ignore[arg-type]
+        for n in range(3)
+    ]
+    for sock in sockets:
+        await sock.close()
+
+
 async def test_outbox_keeps_alerts_and_overflows() -> None:
     """Stale suggestions are shed; alerts never are: a queue full of them overflows (-> 1013)."""
     from server.outbox import BusMessage, Outbox
