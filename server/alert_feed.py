@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from server import keys
+from server.guard import principal_of
 from server.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -143,6 +144,9 @@ class AlertFeedExtension:
             if not isinstance(by, str) or not _BY.match(by.strip()):
                 return _error(422, "invalid_field", "'by' must be 1-80 printable characters", field="by")
             by = by.strip()
+        principal = principal_of(request)
+        if principal.via != "open":  # with auth on, the acknowledger is who signed in, not what they claim
+            by = principal.name
         call_id = await self._call_of(alert_id)
         if call_id is None:
             return _error(404, "unknown_alert", f"no recent alert {alert_id}")

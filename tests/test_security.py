@@ -621,3 +621,28 @@ async def test_demo_replay_runs_with_auth_on(secure: RunningServer) -> None:
                 break
             await asyncio.sleep(100 * MS)
     assert expected <= stored
+
+
+async def test_alert_ack_names_the_signed_in_supervisor(secure: RunningServer) -> None:
+    """With auth on, who acknowledged an alert is the credential's name, not what the body claims."""
+    phone = Softphone(secure.ws, "ack-who")
+    phone.url += f"?token={KEYS['integration']}"
+    async with phone, httpx.AsyncClient(base_url=secure.http, headers=bearer("supervisor")) as client:
+        await phone.start("agent-ack", customer={"id": "c-ack"})
+        await phone.say(
+            "customer", "this is ridiculous, I'm furious, worst service ever, I hate this", 4.0, "u-1"
+        )
+        alerts: list[dict[str, Any]] = []
+        for _ in range(50):
+            alerts = (await client.get("/v1/supervisor/alerts", params={"call_id": "ack-who"})).json()[
+                "alerts"
+            ]
+            if alerts:
+                break
+            await asyncio.sleep(100 * MS)
+        assert alerts, "the angry utterance raised no alert"
+        acked = await client.post(
+            f"/v1/supervisor/alerts/{alerts[0]['alert_id']}/ack", json={"by": "Impostor"}
+        )
+        await phone.end()
+    assert acked.status_code == 200 and acked.json()["by"] == "supervisor-key"
