@@ -220,4 +220,4 @@ class AnalyticsSettings(BaseSettings):
         default=3600.0, ge=0, description="Analysis runs this often (0: only on demand)."
     )
     sync_interval_s: float = Field(default=5.0, gt=0, description="New stored calls are ingested this often.")
-    sync_batch: int = Field(default=256, ge=1, le=10_000)
+    sync_batch: int = Field(default=256, ge=1, le=10_000, description="Stored calls ingested per step.")

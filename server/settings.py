@@ -19,8 +19,10 @@ def _process_name() -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CALLASSIST_", env_file=".env", extra="ignore")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    host: str = Field(
+        default="127.0.0.1", description="Listen address; non-loopback needs auth (docs/security.md)."
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="Listen port.")
     config: Path | None = Field(default=None, description="Assist YAML config; the bundled demo when unset.")
     bus_url: str = Field(default="memory://", description="memory:// (one process) or redis://host:port/db")
     store_path: Path = Field(default=Path("var/callassist.db"), description="SQLite file for call records.")
@@ -32,32 +34,49 @@ class Settings(BaseSettings):
     kb_dir: Path | None = Field(
         default=Path("var/kb"), description="Knowledge-base indexes and embedding cache (None: in memory)."
     )
-    process_name: str = Field(default_factory=_process_name)
+    process_name: str = Field(
+        default_factory=_process_name,
+        description="This process in the registry and stream groups (host:pid).",
+    )
     registry_ttl_seconds: float = Field(
         default=15.0, ge=1, le=30, description="A dead process's live calls leave the registry after this."
     )
 
-    max_frame_bytes: int = Field(default=DEFAULT_MAX_FRAME_BYTES, ge=1024)
+    max_frame_bytes: int = Field(
+        default=DEFAULT_MAX_FRAME_BYTES,
+        ge=1024,
+        description="Client frames larger than this close with 1009.",
+    )
     ws_compression: bool = Field(
         default=False, description="permessage-deflate on WebSockets (costs CPU per event; off for LAN)."
     )
     max_consecutive_errors: int = Field(
         default=10, ge=1, description="Bad frames in a row before closing 1008."
     )
-    agent_queue_size: int = Field(default=256, ge=8)
-    supervisor_queue_size: int = Field(default=2048, ge=8)
+    agent_queue_size: int = Field(
+        default=256, ge=8, description="Events queued per agent socket (stale suggestions dropped first)."
+    )
+    supervisor_queue_size: int = Field(
+        default=2048, ge=8, description="Events queued per supervisor socket; overflow closes it 1013."
+    )
     reconnect_grace_seconds: float = Field(
         default=120.0, ge=0, description="Softphone may resume a dropped call."
     )
-    analysis_timeout_ms: float = Field(default=1500.0, gt=0)
-    embed_batch_max: int = Field(default=32, ge=1)
+    analysis_timeout_ms: float = Field(
+        default=1500.0,
+        gt=0,
+        description="An analysis slower than this is skipped (the assist is marked degraded).",
+    )
+    embed_batch_max: int = Field(
+        default=32, ge=1, description="Utterances embedded together across live calls."
+    )
     model_threads: int | None = Field(
         default=None, ge=1, description="Inference threads (default: 1 for ONNX)."
     )
     end_drain_seconds: float = Field(
         default=10.0, gt=0, description="Wait for in-flight analyses at call end."
     )
-    log_level: str = "info"
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
 
     # -- security (docs/security.md) ----------------------------------------------------------
     auth_file: Path | None = Field(
@@ -83,11 +102,13 @@ class Settings(BaseSettings):
         default=50, ge=1, description="Open WebSockets per agent/supervisor/admin credential."
     )
     frame_rate_per_second: float = Field(default=50.0, gt=0, description="Client frames per connection.")
-    frame_rate_burst: int = Field(default=200, ge=1)
+    frame_rate_burst: int = Field(default=200, ge=1, description="Frames a connection may send at once.")
     rate_limited_close_after: int = Field(
         default=100, ge=1, description="Rate-limited frames in a row before closing 1008."
     )
-    max_utterances_per_call: int = Field(default=10_000, ge=1)
+    max_utterances_per_call: int = Field(
+        default=10_000, ge=1, description="Further utterances get a call_limit error frame."
+    )
     retention_days: float = Field(
         default=0,
         ge=0,

@@ -83,3 +83,12 @@ def test_demo_button_replays_through_the_server(shared_server) -> None:  # type:
         assert time.monotonic() < deadline, f"only {len(calls)} calls stored"
         time.sleep(0.2)
     assert httpx.post(f"{shared_server.http}/v1/demo/run", params={"speed": 1000}).status_code == 422
+
+
+def test_configuration_doc_is_current() -> None:
+    """docs/configuration.md lists every setting with its default (run
+    `.venv/bin/python -m server.settings_docs` after adding or changing one)."""
+    from server.settings_docs import DOC, render
+
+    text = DOC.read_text(encoding="utf-8")
+    assert render(text) == text
