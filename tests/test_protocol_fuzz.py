@@ -190,3 +190,18 @@ def test_non_json_numbers_and_surrogates_are_refused() -> None:
         assert check(case) is None, case
     emoji = check('{"type":"utterance","speaker":"agent","text":"a\\ud83d\\ude00b","timestamp":1}')
     assert isinstance(emoji, UtteranceFrame) and emoji.text == "a😀b"
+
+
+async def test_listener_sockets_answer_deeply_nested_json(shared_server: Any) -> None:
+    """Regression (bench/fuzz_frames.py): '[' * 5000 on the agent or supervisor socket raised
+    RecursionError in the reader, which dropped the socket without a close frame (1006)."""
+    import websockets
+
+    for path in ("/v1/agents/fuzz-deep", "/v1/supervisor"):
+        async with websockets.connect(f"{shared_server.ws}{path}") as ws:
+            assert json.loads(await ws.recv())["type"] == "snapshot"
+            for frame in ("[" * 5000, '{"a":' * 3000):
+                await ws.send(frame)
+                assert json.loads(await ws.recv())["code"] == "invalid_json"
+            await ws.send('{"type":"ping"}')
+            assert json.loads(await ws.recv()) == {"type": "pong"}
