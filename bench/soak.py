@@ -108,6 +108,7 @@ class Soak:
         self.token = f"?token={args.token}" if args.token else ""
         self.scripts = load_scripts()
         self.latencies: dict[int, list[float]] = defaultdict(list)  # minute -> ms
+        self.degraded: dict[int, int] = defaultdict(int)  # minute -> assists whose analysis timed out
         self.lost = 0
         self.sent_finals = 0
         self.frames = 0
@@ -158,13 +159,14 @@ class Soak:
                         at = sent.pop(event["utterance_id"])
                         now = time.perf_counter()
                         self.latencies[int((at - self.t0) // 60)].append((now - at) * 1000)
+                        self.degraded[int((at - self.t0) // 60)] += bool(event.get("degraded"))
 
             receiver = asyncio.create_task(receive())
             call_start = time.perf_counter()
             turn = 0
             try:
                 while time.perf_counter() < end_at:
-                    cycle = rng.uniform(10, 15)
+                    cycle = rng.uniform(self.args.turn_min, self.args.turn_max)
                     # customer turn: two partials ~1 s apart, then the final
                     customer = self.next_line(script, line, "customer")
                     line = customer[1] + 1
@@ -290,7 +292,8 @@ async def main_async(args: argparse.Namespace, base: str, pid: int | None) -> in
     print()
     print(f"calls={args.calls} duration={args.duration:.0f}s warmup={args.warmup:.0f}s boards={args.boards} "
           f"cpus={os.cpu_count()} embedder={args.embedder if not args.url else '(running server)'}")  # fmt: skip
-    print(f"pace: customer turn every 10-15 s (2 partials + final), agent turn between (1 partial + final); "
+    print(f"pace: customer turn every {args.turn_min:g}-{args.turn_max:g} s (2 partials + final), agent turn "
+          f"between (1 partial + final); "
           f"calls {args.min_call:.0f}-{args.max_call:.0f} s with churn")  # fmt: skip
     print(f"calls started {soak.calls_started}, ended {soak.calls_ended}; frames sent {soak.frames}; "
           f"customer finals {soak.sent_finals}; assists lost {soak.lost}; client errors {len(soak.errors)}")  # fmt: skip
@@ -306,7 +309,12 @@ async def main_async(args: argparse.Namespace, base: str, pid: int | None) -> in
         rows.append((minute, percentile(values, 50), percentile(values, 99)))
         tag = " (warm-up)" if minute < warmup_minute else ""
         print(f"  minute {minute:2d}: n={len(values):6d} p50 {percentile(values, 50):7.1f} ms  "
-              f"p99 {percentile(values, 99):7.1f} ms  max {max(values):7.1f} ms{tag}")  # fmt: skip
+              f"p99 {percentile(values, 99):7.1f} ms  max {max(values):7.1f} ms  "
+              f"degraded {soak.degraded[minute] / len(values):5.1%}{tag}")  # fmt: skip
+    degraded = sum(soak.degraded.values())
+    print(
+        f"degraded assists (an analysis over its budget): {degraded} of {sum(map(len, soak.latencies.values()))}"
+    )
     steady = [r for r in rows if r[0] >= warmup_minute and (r[0] + 1) * 60 <= args.duration]
     if len(steady) >= 2:
         drift = (steady[-1][2] - steady[0][2]) / steady[0][2] * 100
@@ -348,6 +356,8 @@ def main() -> None:
     parser.add_argument(
         "--ramp", type=float, default=60, help="first calls start spread over this many seconds"
     )
+    parser.add_argument("--turn-min", type=float, default=10, help="seconds between customer turns, low")
+    parser.add_argument("--turn-max", type=float, default=15, help="seconds between customer turns, high")
     parser.add_argument("--min-call", type=float, default=180)
     parser.add_argument("--max-call", type=float, default=360)
     parser.add_argument("--boards", type=int, default=2, help="supervisor wall boards")
