@@ -53,10 +53,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(port: int, store: Path, log: Path, embedder: str) -> subprocess.Popen[bytes]:
+def start_server(port: int, store: Path, log: Path, embedder: str, bus: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--store", str(store),
-         "--log-level", "warning", "--embedder", embedder],
+         "--log-level", "warning", "--embedder", embedder, "--bus", bus],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
     )  # fmt: skip
     while True:
@@ -258,6 +258,7 @@ async def main_async(args: argparse.Namespace, base: str, pid: int | None) -> in
     http = base.replace("ws://", "http://").replace("wss://", "https://")
     token = f"?token={args.token}" if args.token else ""
     soak = Soak(args, base)
+    await asyncio.sleep(args.settle)  # start-up work (QA backfill, KB upkeep) finishes first
     baseline = await snapshot(http, token, pid)
     print(f"baseline (server ready, no calls): {fmt(baseline)}", flush=True)
     soak.t0 = time.perf_counter()
@@ -291,7 +292,7 @@ async def main_async(args: argparse.Namespace, base: str, pid: int | None) -> in
 
     print()
     print(f"calls={args.calls} duration={args.duration:.0f}s warmup={args.warmup:.0f}s boards={args.boards} "
-          f"cpus={os.cpu_count()} embedder={args.embedder if not args.url else '(running server)'}")  # fmt: skip
+          f"cpus={os.cpu_count()} embedder={args.embedder if not args.url else '(running server)'} bus={args.bus}")  # fmt: skip
     print(f"pace: customer turn every {args.turn_min:g}-{args.turn_max:g} s (2 partials + final), agent turn "
           f"between (1 partial + final); "
           f"calls {args.min_call:.0f}-{args.max_call:.0f} s with churn")  # fmt: skip
@@ -366,6 +367,7 @@ def main() -> None:
         "--settle", type=float, default=10, help="seconds after the last call before the leak check"
     )
     parser.add_argument("--embedder", default="onnx", help="embedder of the started server (onnx, onnx-int8)")
+    parser.add_argument("--bus", default="memory://", help="bus URL of the started server")
     parser.add_argument("--url", help="ws://host:port of a running server (default: start one)")
     parser.add_argument("--pid", type=int, help="pid of that running server (for RSS and descriptors)")
     parser.add_argument("--token", help="access token, sent as ?token= (when auth is on)")
@@ -378,7 +380,7 @@ def main() -> None:
         log = args.log or Path(tmp) / "server.log"
         if base is None:
             port = free_port()
-            proc = start_server(port, Path(tmp) / "soak.db", log, args.embedder)
+            proc = start_server(port, Path(tmp) / "soak.db", log, args.embedder, args.bus)
             base, pid = f"ws://127.0.0.1:{port}", proc.pid
         try:
             code = asyncio.run(main_async(args, base, pid))

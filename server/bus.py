@@ -268,7 +268,11 @@ class MemoryBus(Bus):
 
 def create_bus(url: str) -> Bus:
     if url.startswith("memory://"):
-        return MemoryBus(url)
+        # memory://?stream_maxlen=N: stream entries (call records) kept in RAM, like Redis MAXLEN.
+        from urllib.parse import parse_qs, urlsplit
+
+        maxlen = parse_qs(urlsplit(url).query).get("stream_maxlen")
+        return MemoryBus(url, stream_maxlen=int(maxlen[0])) if maxlen else MemoryBus(url)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from server.redis_bus import RedisBus
 
