@@ -168,10 +168,15 @@ class _MemoryStream:
             self.base += 1
 
 
+# Entries are whole call records held in this process's RAM (~50-100 KB each as Python
+# objects); consumers here read them at once, and trim never drops an unread or unacked one.
+MEMORY_STREAM_MAXLEN = 1_000
+
+
 class MemoryBus(Bus):
     """One process: publish delivers straight to local outboxes; streams live in memory."""
 
-    def __init__(self, url: str = "memory://", *, stream_maxlen: int = 10_000) -> None:
+    def __init__(self, url: str = "memory://", *, stream_maxlen: int = MEMORY_STREAM_MAXLEN) -> None:
         super().__init__()
         self.url = url
         self.stream_maxlen = stream_maxlen
