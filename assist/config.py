@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Severity = Literal["low", "medium", "high"]
+PiiKind = Literal["card_number", "bank_account", "routing_number", "ssn", "email", "phone"]
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "server" / "demo" / "config.yaml"
 
 
@@ -200,6 +201,25 @@ class SentimentSettings(_Model):
     phrases: dict[str, float] = Field(default_factory=dict)
 
 
+class PiiSettings(_Model):
+    """Redaction of live text: applied once as an utterance arrives, before anything is
+    analysed, published, stored or logged."""
+
+    kinds: list[PiiKind] = Field(
+        default_factory=lambda: ["card_number", "bank_account", "routing_number", "ssn", "email", "phone"],
+        description="Kinds replaced by [KIND] (cards keep their last four digits); [] turns redaction off.",
+    )
+    agent_live_text: bool = Field(
+        default=False,
+        description="The agent's own channel carries the raw live transcript (never stored; crosses the bus).",
+    )
+    interim_min_digits: int = Field(
+        default=6,
+        ge=0,
+        description="Interim text: mask any run of this many digits (a card half-spoken); 0 = off.",
+    )
+
+
 class AssistConfig(_Model):
     company: str = "callassist"
     intents: list[IntentSpec] = Field(min_length=2)
@@ -209,6 +229,7 @@ class AssistConfig(_Model):
     playbooks: PlaybookConfig = Field(default_factory=PlaybookConfig)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
+    pii: PiiSettings = Field(default_factory=PiiSettings)
     source: Path | None = None
 
     @field_validator("intents")

@@ -136,3 +136,16 @@ def redact(text: str, kinds: Iterable[str] = PII_KINDS) -> str:
         cursor = match.end
     parts.append(text[cursor:])
     return "".join(parts)
+
+
+def mask_digit_runs(text: str, min_digits: int) -> str:
+    """Replace every run of at least ``min_digits`` digits (numerals or digit words) with
+    ``[DIGITS]``: interim text may hold half a card number that no check can confirm yet."""
+
+    def mask(match: re.Match[str]) -> str:
+        run = match.group(0).rstrip(" .-")
+        if len(_digits_of(run)) < min_digits:
+            return match.group(0)
+        return "[DIGITS]" + match.group(0)[len(run) :]
+
+    return _DIGIT_RUN.sub(mask, text) if min_digits > 0 else text

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_FRAME_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 8_000
 MAX_ID_CHARS = 128
+MAX_PROFILE_DEPTH = 4  # nesting of the free-form caller profile fields
+# Only frames holding one of these can carry a lone UTF-16 surrogate (not valid Unicode).
+_SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 
 # WebSocket close codes used at the edge (RFC 6455 + registry).
 CLOSE_NORMAL = 1000
@@ -56,7 +60,8 @@ Identifier = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern
 
 class _Frame(BaseModel):
     # Unknown fields are ignored so newer clients can add fields without breaking v1 servers.
-    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+    # NaN/Infinity are not JSON numbers: they would reach clients whose JSON.parse rejects them.
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True, allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------- client -> server
@@ -65,7 +70,7 @@ class _Frame(BaseModel):
 class CustomerProfile(BaseModel):
     """Caller profile the integration already knows (CRM/IVR). All optional."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
 
     id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
     name: str | None = Field(default=None, max_length=200)
@@ -73,6 +78,26 @@ class CustomerProfile(BaseModel):
     clv: float | None = Field(default=None, ge=0)
     product: str | None = Field(default=None, max_length=80)
     language: str | None = Field(default=None, max_length=16)
+
+    @model_validator(mode="after")
+    def _plain_extras(self) -> CustomerProfile:
+        """Extra fields travel to every board and into the store: plain, finite, shallow JSON."""
+        for key, value in (self.model_extra or {}).items():
+            problem = _json_problem(value, MAX_PROFILE_DEPTH)
+            if problem:
+                raise ValueError(f"customer field {key!r}: {problem}")
+        return self
+
+
+def _json_problem(value: Any, depth: int) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite"
+    if isinstance(value, list | dict):
+        if depth <= 0:
+            return f"nested deeper than {MAX_PROFILE_DEPTH} levels"
+        items = value.values() if isinstance(value, dict) else value
+        return next((p for item in items if (p := _json_problem(item, depth - 1))), None)
+    return None
 
 
 class StartFrame(_Frame):
@@ -125,7 +150,9 @@ def parse_client_frame(data: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_
     """Validate one softphone frame. Raises ``ProtocolError`` with a stable ``code``."""
     if isinstance(data, bytes | bytearray):
         raise ProtocolError("binary_not_supported", "frames must be JSON text frames, not binary")
-    if len(data) > max_bytes or (len(data) * 4 > max_bytes and len(data.encode("utf-8")) > max_bytes):
+    if len(data) > max_bytes or (
+        len(data) * 4 > max_bytes and len(data.encode("utf-8", "surrogatepass")) > max_bytes
+    ):
         raise ProtocolError(
             "frame_too_large", f"frame exceeds {max_bytes} bytes", close_code=CLOSE_MESSAGE_TOO_BIG
         )
@@ -133,6 +160,8 @@ def parse_client_frame(data: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_
         raw = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc}") from None
+    if _SURROGATE_HINT.search(data) and not _valid_unicode(raw):
+        raise ProtocolError("invalid_json", "frame holds a lone UTF-16 surrogate (not valid Unicode)")
     if not isinstance(raw, dict):
         raise ProtocolError("not_an_object", "frame must be a JSON object")
     frame_type = raw.get("type")
@@ -146,6 +175,14 @@ def parse_client_frame(data: str | bytes, *, max_bytes: int = DEFAULT_MAX_FRAME_
         return model.model_validate(raw)  # type: ignore[return-value]
     except ValidationError as exc:
         raise _validation_error(exc) from None
+
+
+def _valid_unicode(raw: Any) -> bool:
+    try:
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _validation_error(exc: ValidationError) -> ProtocolError:

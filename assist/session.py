@@ -19,7 +19,7 @@ from assist.compliance import ComplianceAlert, ComplianceMonitor
 from assist.config import AssistConfig
 from assist.intent import UNKNOWN, IntentPrediction, combine_context
 from assist.nba import VERIFICATION_RULE, next_best_action
-from assist.pii import redact
+from assist.pii import mask_digit_runs, redact
 from assist.protocol import StartFrame, UtteranceFrame
 from assist.sentiment import SentimentScore, sentiment_trend
 from kb_index.index import ArticleHit
@@ -76,7 +76,26 @@ class CallSession:
         return [Outbound((AGENT, SUPERVISOR, CALL), {"type": "call_started", "call": self.summary()})]
 
     def interim(self, utterance: UtteranceFrame) -> list[Outbound]:
-        return [Outbound((AGENT, CALL), self.transcript(utterance), droppable=True)]
+        return self.live_transcript(utterance)
+
+    def redacted(self, utterance: UtteranceFrame) -> UtteranceFrame:
+        """The utterance as everything downstream sees it: analyses, events, registry, store, logs."""
+        pii = self.config.pii
+        text = redact(utterance.text, pii.kinds) if pii.kinds else utterance.text
+        if not utterance.is_final:
+            text = mask_digit_runs(text, pii.interim_min_digits)
+        return utterance if text == utterance.text else utterance.model_copy(update={"text": text})
+
+    def live_transcript(self, utterance: UtteranceFrame) -> list[Outbound]:
+        """Transcript event of an utterance; raw text only on the agent's own channel, if configured."""
+        droppable = not utterance.is_final
+        clean = self.redacted(utterance)
+        if self.config.pii.agent_live_text and clean is not utterance:
+            return [
+                Outbound((AGENT,), self.transcript(utterance), droppable=droppable),
+                Outbound((CALL,), self.transcript(clean), droppable=droppable),
+            ]
+        return [Outbound((AGENT, CALL), self.transcript(clean), droppable=droppable)]
 
     def final(
         self,
@@ -85,6 +104,7 @@ class CallSession:
         sentiment: Finding[SentimentScore],
     ) -> list[Outbound]:
         self.call_time = max(self.call_time, utterance.timestamp)
+        raw, utterance = utterance, self.redacted(utterance)
         out: list[Outbound] = []
         result = semantic.value if semantic.ok else None
         # The embedding head reads call-center speech better; VADER alone is the fallback.
@@ -107,9 +127,10 @@ class CallSession:
         self.utterances.append(record)
         self.recent.append(self.transcript(utterance))
 
+        # Raw text: the pii_spoken rule must see the digits (its alerts name kinds, never values).
         compliance = self.monitor.observe(
-            utterance.speaker,
-            utterance.text,
+            raw.speaker,
+            raw.text,
             utterance.timestamp,
             utterance.utterance_id,
             result.matcher_scores if result else None,
@@ -209,7 +230,7 @@ class CallSession:
         }
 
     def record(self, reason: str) -> dict[str, Any]:
-        """The durable call record (transcript redacted of card numbers and other PII)."""
+        """The durable call record (its transcript was redacted as each utterance arrived)."""
         intents = Counter(u["intent"] for u in self.utterances if u.get("intent") and u["intent"] != UNKNOWN)
         return {
             "call_id": self.call_id,
@@ -226,7 +247,7 @@ class CallSession:
             "final_sentiment": round(self.customer_scores[-1], 4) if self.customer_scores else None,
             "sentiment_trend": sentiment_trend(self.customer_scores),
             "sentiment_series": self.sentiment_series,
-            "utterances": [{**u, "text": redact(u["text"])} for u in self.utterances],
+            "utterances": [dict(u) for u in self.utterances],
             "assists": self.assists,
             "compliance_alerts": [a.to_dict() for a in self.monitor.all_alerts()],
             "disclosures": dict(self.monitor.satisfied),

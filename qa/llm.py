@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from assist.pii import redact
 from qa.evidence import AsyncEvidenceScorer, CallJudgement
 from qa.rubric import SEMANTIC_CHECKS, Rubric
 from qa.scorecard import CriterionResult, Scorecard, assemble, evidence_of
@@ -127,7 +128,9 @@ class LLMJudge:
             for cat, crit in self.soft
         ]
         lines = [
-            f"[{u['index']}] {u['speaker'].upper()}: {u['text']}" for u in record.get("utterances") or []
+            # Stored transcripts are redacted already; records imported from elsewhere may not be.
+            f"[{u['index']}] {u['speaker'].upper()}: {redact(u['text'])}"
+            for u in record.get("utterances") or []
         ]
         transcript = "\n".join(lines)[:MAX_TRANSCRIPT_CHARS]
         user = f"Criteria:\n{json.dumps(criteria, ensure_ascii=False)}\n\nTranscript:\n{transcript}"

@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 
 from assist.config import AssistConfig
 from assist.embedding import Embedder
-from server import ws
+from server import log_redaction, ws
 from server.auth import OPEN_MODE_BANNER, Authenticator, Principal, check_bind
 from server.auth_api import auth_routes
 from server.bus import create_bus
@@ -115,10 +115,19 @@ async def _relay(services: Services) -> None:
 
 def _bus_metrics(services: Services) -> Iterable[Metric]:
     yield from bus_metrics(services.bus)
+    # Leak checks (bench/soak.py): tasks left behind after every call has ended.
+    yield gauge_family("callassist_asyncio_tasks", "Asyncio tasks alive in this process", _task_count())
     if services.engine is not None:
         yield gauge_family(
             "callassist_embed_queue_depth", "Utterances waiting for the embedder", services.engine.pending
         )
+
+
+def _task_count() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # scraped outside the loop
+        return 0
 
 
 def create_app(
@@ -138,6 +147,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        log_redaction.install()  # the handlers exist by now (uvicorn configured logging first)
         metrics = Metrics()
         bus = create_bus(settings.bus_url)
         db = Database(settings.store_path)

@@ -168,10 +168,15 @@ class _MemoryStream:
             self.base += 1
 
 
+# Entries are whole call records held in this process's RAM (~50-100 KB each as Python
+# objects); consumers here read them at once, and trim never drops an unread or unacked one.
+MEMORY_STREAM_MAXLEN = 1_000
+
+
 class MemoryBus(Bus):
     """One process: publish delivers straight to local outboxes; streams live in memory."""
 
-    def __init__(self, url: str = "memory://", *, stream_maxlen: int = 10_000) -> None:
+    def __init__(self, url: str = "memory://", *, stream_maxlen: int = MEMORY_STREAM_MAXLEN) -> None:
         super().__init__()
         self.url = url
         self.stream_maxlen = stream_maxlen
@@ -268,7 +273,11 @@ class MemoryBus(Bus):
 
 def create_bus(url: str) -> Bus:
     if url.startswith("memory://"):
-        return MemoryBus(url)
+        # memory://?stream_maxlen=N: stream entries (call records) kept in RAM, like Redis MAXLEN.
+        from urllib.parse import parse_qs, urlsplit
+
+        maxlen = parse_qs(urlsplit(url).query).get("stream_maxlen")
+        return MemoryBus(url, stream_maxlen=int(maxlen[0])) if maxlen else MemoryBus(url)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from server.redis_bus import RedisBus
 

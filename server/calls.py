@@ -246,12 +246,13 @@ class CallManager:
     async def _final(
         self, live: LiveCall, frame: UtteranceFrame, received_at: float, previous: asyncio.Task[None] | None
     ) -> None:
-        analysis = asyncio.ensure_future(self.engine.analyze(frame))  # starts now, overlaps the previous one
+        session = live.session
+        # Analyses read redacted text; starts now, overlapping the previous utterance.
+        analysis = asyncio.ensure_future(self.engine.analyze(session.redacted(frame)))
         try:
             if previous is not None:
                 await asyncio.wait({previous})
-            session = live.session
-            await self._publish(session, [Outbound((AGENT, CALL), session.transcript(frame))])
+            await self._publish(session, session.live_transcript(frame))
             semantic, sentiment = await analysis
         except BaseException:
             analysis.cancel()

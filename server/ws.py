@@ -258,7 +258,7 @@ async def _pump(
                         return
                     try:
                         frame = json.loads(text)
-                    except ValueError:
+                    except (ValueError, RecursionError):  # deep nesting: a RuntimeError, not ValueError
                         raise ProtocolError("invalid_json", "frame is not valid JSON") from None
                     if not isinstance(frame, dict):
                         raise ProtocolError("not_an_object", "frame must be a JSON object")
