@@ -195,8 +195,13 @@ class RedisState(RoutingState):
         finished_ttl_s: int = 3600,
         cas_retries: int = 20,
     ) -> None:
+        from server.redis_bus import split_bus_url
+
+        # The bus URL may carry our own options (?prefix=...): redis-py must not see them.
+        url, options = split_bus_url(url)
         self.url = url
-        self.namespace = namespace
+        # Two deployments sharing one Redis (different bus prefixes) keep their routing apart too.
+        self.namespace = f"{options['prefix']}{namespace}" if options.get("prefix") else namespace
         self.stream_maxlen = stream_maxlen
         self.finished_ttl_s = finished_ttl_s
         self.cas_retries = cas_retries

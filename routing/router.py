@@ -22,7 +22,7 @@ from typing import Any
 from routing import validation
 from routing.config import RoutingConfig
 from routing.engine import Assignment, RoutingEngine
-from routing.errors import InvalidInput, NotFound, QueueFull
+from routing.errors import InvalidInput, NotFound, QueueFull, StateUnavailable
 from routing.model import AgentRecord, CallerProfile, CallRecord, CallState
 from routing.state import ClaimResult, RoutingState
 from server import keys
@@ -107,6 +107,7 @@ class Router:
         await self.state.close()
 
     async def _run(self) -> None:
+        state_outage = False
         while True:
             try:
                 now = self.clock()
@@ -127,8 +128,16 @@ class Router:
                 self._kick.clear()
                 await self.dispatch()
                 await self._maybe_publish_stats()
+                if state_outage:
+                    log.info("routing dispatcher: state store reachable again")
+                    state_outage = False
             except asyncio.CancelledError:
                 raise
+            except StateUnavailable as exc:  # Redis down or loading: expected, log once per outage
+                if not state_outage:
+                    log.warning("routing dispatcher: state store unavailable (%s); retrying", exc)
+                    state_outage = True
+                await asyncio.sleep(self.config.tick_s)
             except Exception:
                 log.warning("routing dispatcher: retrying after an error", exc_info=True)
                 await asyncio.sleep(self.config.tick_s)

@@ -310,3 +310,15 @@ async def test_the_queue_is_bounded() -> None:
     assert full.value.status == 503
     assert [c["call_id"] for c in (await router.queue())["calls"]] == ["q1", "q2"]
     await router.stop()
+
+
+async def test_a_bus_prefix_is_understood_not_passed_to_redis(redis_url: str) -> None:
+    """`redis://...?prefix=tenant-a:` (a bus option) starts routing; its keys carry the prefix."""
+    sep = "&" if "?" in redis_url else "?"
+    s = RedisState(f"{redis_url}{sep}prefix=tenant-{uuid.uuid4().hex[:6]}:", namespace="routing")
+    try:
+        assert s.namespace.startswith("tenant-") and "prefix" not in s.url
+        assert await s.get_agent("nobody") is None  # a real round trip to Redis
+    finally:
+        await s.delete_all()
+        await s.close()
