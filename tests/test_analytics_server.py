@@ -174,7 +174,9 @@ def test_kpi_page_draws_without_errors(replay: Replay) -> None:
         )
         page.goto(f"{replay.server.http}/kpis")
         page.wait_for_function("() => document.querySelectorAll('#tiles .tile').length >= 8", timeout=30_000)
-        page.wait_for_function("() => document.querySelectorAll('#churn tbody tr').length > 0", timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelectorAll('#churn tbody tr').length > 0", timeout=30_000
+        )
         tiles = page.inner_text("#tiles")
         drawn = page.evaluate(
             "() => { const c = document.getElementById('c-volume'); const d = c.getContext('2d')"
