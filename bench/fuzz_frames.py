@@ -50,6 +50,11 @@ from assist.protocol import (  # noqa: E402
 
 UTTERANCES = ROOT / "server" / "demo" / "kb_eval.csv"
 REPLY_TIMEOUT_S = 10.0
+# Each socket here sends ~80 frames/s (a frame, then a ping), over the default per-connection
+# limit: a refused frame is answered `rate_limited` instead of its parse result, which would
+# blur what this run checks. The limiter has its own tests (tests/test_security.py); against a
+# running server (--url), raise CALLASSIST_FRAME_RATE_PER_SECOND the same way.
+NO_RATE_LIMIT = {"CALLASSIST_FRAME_RATE_PER_SECOND": "1000000", "CALLASSIST_FRAME_RATE_BURST": "1000000"}
 MAX_ERRORS_IN_A_ROW = 10  # server default (CALLASSIST_MAX_CONSECUTIVE_ERRORS)
 PROPER_CLOSES = {1000, 1008, 1009, 1013}
 ID = re.compile(r"^[A-Za-z0-9._:@\-]{1,128}$")
@@ -65,7 +70,7 @@ def start_server(port: int, store: Path, log: Path, embedder: str) -> subprocess
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--store", str(store),
          "--log-level", "info", "--embedder", embedder],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env={**os.environ, **NO_RATE_LIMIT},
     )  # fmt: skip
     while True:
         try:
