@@ -266,9 +266,15 @@ async def get_call(request: Request) -> JSONResponse:
     if record is not None and not may_see(principal, record):
         record = None  # another agent's or team's call: as if it did not exist
     if record is None:
-        live = services.calls.local_session(call_id) if services.calls else None
-        if live is not None and may_see(principal, live.summary()):
-            return error(409, "call_live", f"call {call_id} is still live", call=live.summary())
+        session = services.calls.local_session(call_id) if services.calls else None
+        live = session.summary() if session is not None else None
+        if live is None:  # live on another process? The cluster-wide registry knows.
+            agent = principal.agent_id if principal.role == "agent" else None
+            live = next(
+                (c for c in await services.registry.snapshot(agent_id=agent) if c["call_id"] == call_id), None
+            )
+        if live is not None and may_see(principal, live):
+            return error(409, "call_live", f"call {call_id} is still live", call=live)
         return error(404, "unknown_call", f"no stored call {call_id}")
     return JSONResponse(record)
 

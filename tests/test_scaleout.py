@@ -123,14 +123,18 @@ async def test_events_cross_processes_in_order(cluster: Cluster) -> None:
 
 
 async def test_registry_spans_processes(cluster: Cluster) -> None:
-    """A call live on B shows in A's /v1/live/calls and agent snapshot; a second start of it on A
-    is refused with 1013 (it belongs to B), and once ended it cannot start anywhere."""
+    """A call live on B shows in A's /v1/live/calls and agent snapshot, GET /v1/calls/{id} on A
+    says 409 call_live; a second start of it on A is refused with 1013 (it belongs to B), and
+    once ended it cannot start anywhere."""
     a, b = cluster.a, cluster.b
     async with Softphone(b.ws, "reg-call") as phone:
         await phone.start("reg-agent")
         async with httpx.AsyncClient() as client:
             live = (await client.get(f"{a.http}/v1/live/calls")).json()["calls"]
+            record_on_a = await client.get(f"{a.http}/v1/calls/reg-call")
         (owner,) = [c["process"] for c in live if c["call_id"] == "reg-call"]
+        # Not stored yet, and live elsewhere: 409 with the call, not 404.
+        assert record_on_a.status_code == 409 and record_on_a.json()["error"]["call"]["call_id"] == "reg-call"
         assert owner in cluster.b_processes
         async with Listener(f"{a.ws}/v1/agents/reg-agent") as agent:
             await agent.wait_for(lambda ev: len(ev) >= 1)
