@@ -18,61 +18,19 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.serving import free_port, rss_mb, start_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 UTTERANCES = ROOT / "server" / "demo" / "kb_eval.csv"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(port: int, store: Path) -> tuple[subprocess.Popen[bytes], float]:
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--store",
-            str(store),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-    )
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc, time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit("server exited during start-up")
-        time.sleep(0.1)
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -165,7 +123,7 @@ def main() -> None:
         base = args.url
         if base is None:
             port = free_port()
-            proc, ready_s = start_server(port, Path(tmp) / "bench.db")
+            proc, ready_s = start_server(port, Path(tmp) / "bench.db", "--log-level", "warning")
             base = f"ws://127.0.0.1:{port}"
         try:
             results = asyncio.run(run(base, args.calls, args.duration, args.interval, args.warmup))

@@ -26,7 +26,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from assist.protocol import (  # noqa: E402
     UtteranceFrame,
     parse_client_frame,
 )
+from bench.serving import free_port, start_server  # noqa: E402
 
 UTTERANCES = ROOT / "server" / "demo" / "kb_eval.csv"
 REPLY_TIMEOUT_S = 10.0
@@ -58,29 +58,6 @@ NO_RATE_LIMIT = {"CALLASSIST_FRAME_RATE_PER_SECOND": "1000000", "CALLASSIST_FRAM
 MAX_ERRORS_IN_A_ROW = 10  # server default (CALLASSIST_MAX_CONSECUTIVE_ERRORS)
 PROPER_CLOSES = {1000, 1008, 1009, 1013}
 ID = re.compile(r"^[A-Za-z0-9._:@\-]{1,128}$")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(port: int, store: Path, log: Path, embedder: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--store", str(store),
-         "--log-level", "info", "--embedder", embedder],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"), env={**os.environ, **NO_RATE_LIMIT},
-    )  # fmt: skip
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited during start-up; see {log}")
-        time.sleep(0.1)
 
 
 # ---------------------------------------------------------------------- frame generators
@@ -520,7 +497,16 @@ def main() -> None:
         base = args.url
         if base is None:
             port = free_port()
-            proc = start_server(port, Path(tmp) / "fuzz.db", log, args.embedder)
+            proc, _ = start_server(
+                port,
+                Path(tmp) / "fuzz.db",
+                "--log-level",
+                "info",
+                "--embedder",
+                args.embedder,
+                log=log,
+                env=NO_RATE_LIMIT,
+            )
             base = f"ws://127.0.0.1:{port}"
         http = base.replace("ws://", "http://").replace("wss://", "https://")
         try:

@@ -29,7 +29,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,38 +43,10 @@ import websockets
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.serving import free_port, rss_mb, start_server  # noqa: E402
+
 CALL_SCRIPTS = ROOT / "server" / "demo" / "calls"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(port: int, store: Path, log: Path, embedder: str, bus: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--store", str(store),
-         "--log-level", "warning", "--embedder", embedder, "--bus", bus],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
-    )  # fmt: skip
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited during start-up; see {log}")
-        time.sleep(0.1)
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def open_fds(pid: int) -> tuple[int, int]:
@@ -391,7 +362,17 @@ def main() -> None:
         log = args.log or Path(tmp) / "server.log"
         if base is None:
             port = free_port()
-            proc = start_server(port, Path(tmp) / "soak.db", log, args.embedder, args.bus)
+            proc, _ = start_server(
+                port,
+                Path(tmp) / "soak.db",
+                "--log-level",
+                "warning",
+                "--embedder",
+                args.embedder,
+                "--bus",
+                args.bus,
+                log=log,
+            )
             base, pid = f"ws://127.0.0.1:{port}", proc.pid
         try:
             code = asyncio.run(main_async(args, base, pid))

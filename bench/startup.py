@@ -13,55 +13,24 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+sys.path.insert(0, str(ROOT))
+from bench.serving import free_port, start_server  # noqa: E402
 
 
 def time_to_ready(cache: Path, store: Path) -> tuple[float, float]:
+    """Seconds to /healthz 200 seen from outside, and the server's own process start -> ready."""
     port = free_port()
     env_cache = {"CALLASSIST_CACHE_DIR": str(cache), "CALLASSIST_KB_DIR": str(cache / "kb")}
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--store",
-            str(store),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**__import__("os").environ, **env_cache},
-    )
+    proc, wall = start_server(port, store, "--log-level", "warning", env=env_cache)
     try:
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                if response.status_code == 200:
-                    return time.monotonic() - started, response.json()["ready_after_s"]
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit("server exited during start-up")
-            time.sleep(0.05)
+        return wall, httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["ready_after_s"]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from server import keys
 from server.guard import principal_of
+from server.json_body import error, json_object
 from server.outbox import Outbox
 
 if TYPE_CHECKING:
@@ -129,21 +130,13 @@ class AlertFeedExtension:
         alert_id = request.path_params["alert_id"]
         if not _ALERT_ID.match(alert_id):
             return _error(422, "invalid_field", "invalid alert id", field="alert_id")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-        by = "supervisor"
-        if raw.strip():
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                return _error(400, "invalid_json", "body must be a JSON object")
-            if not isinstance(body, dict):
-                return _error(400, "not_an_object", "body must be a JSON object")
-            by = body.get("by", by)
-            if not isinstance(by, str) or not _BY.match(by.strip()):
-                return _error(422, "invalid_field", "'by' must be 1-80 printable characters", field="by")
-            by = by.strip()
+        body = await json_object(request, MAX_BODY_BYTES, empty=True)
+        if isinstance(body, JSONResponse):
+            return body
+        by = body.get("by", "supervisor")
+        if not isinstance(by, str) or not _BY.match(by.strip()):
+            return _error(422, "invalid_field", "'by' must be 1-80 printable characters", field="by")
+        by = by.strip()
         principal = principal_of(request)
         if principal.via != "open":  # with auth on, the acknowledger is who signed in, not what they claim
             by = principal.name
@@ -193,8 +186,7 @@ def _acks(conn: sqlite3.Connection, alert_ids: list[str]) -> dict[str, dict[str,
     return found
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+_error = error
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:

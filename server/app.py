@@ -30,6 +30,7 @@ from server.bus_metrics import bus_metrics
 from server.calls import CallManager
 from server.extensions import Extension, default_extensions
 from server.guard import SecurityGuard, install_log_redaction, principal_of
+from server.json_body import error
 from server.metrics import Metrics, gauge_family
 from server.policy import check_policy
 from server.registry import LiveRegistry, MemoryRegistry
@@ -252,10 +253,6 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def metrics_endpoint(request: Request) -> Response:
     return Response(_services(request).metrics.render(), media_type="text/plain; version=0.0.4")
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
 
 
 async def get_call(request: Request) -> JSONResponse:

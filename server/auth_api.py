@@ -9,7 +9,6 @@ widget on another origin.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -19,28 +18,17 @@ from starlette.routing import BaseRoute, Route
 
 from server.auth import ROLES, Authenticator, Principal
 from server.guard import SESSION_COOKIE, principal_of
+from server.json_body import error, json_object
 
 MAX_BODY_BYTES = 16 * 1024
 _ID = re.compile(r"^[A-Za-z0-9._:@\-]{1,128}$")
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+_error = error
 
 
 async def _body(request: Request) -> dict[str, Any] | JSONResponse:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "invalid_json", "body must be a JSON object")
-    if not isinstance(body, dict):
-        return _error(400, "not_an_object", "body must be a JSON object")
-    return body
+    return await json_object(request, MAX_BODY_BYTES, empty=True)
 
 
 def auth_routes(auth: Authenticator, *, session_ttl_s: float, token_ttl_s: float) -> list[BaseRoute]:

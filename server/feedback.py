@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import re
 import sqlite3
@@ -38,6 +37,7 @@ from assist.protocol import ProtocolError
 from server import keys
 from server.bus import StreamEntry
 from server.guard import principal_of
+from server.json_body import error, json_object
 from server.worker import StreamWorker
 
 if TYPE_CHECKING:
@@ -248,15 +248,9 @@ class FeedbackExtension:
             raise ProtocolError("feedback_unavailable", "feedback could not be stored; try again") from None
 
     async def post_feedback(self, request: Request) -> JSONResponse:
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return _error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "invalid_json", "body must be a JSON object")
-        if not isinstance(body, dict):
-            return _error(400, "not_an_object", "body must be a JSON object")
+        body = await json_object(request, MAX_BODY_BYTES)
+        if isinstance(body, JSONResponse):
+            return body
         agent_id = body.get("agent_id")
         if not isinstance(agent_id, str) or not _ID.match(agent_id):
             return _error(422, "missing_field", "a valid 'agent_id' is required", field="agent_id")
@@ -506,8 +500,7 @@ def _time_param(raw: str | None, name: str) -> float | None:
             raise ValueError(f"'{name}' must be unix seconds or an ISO 8601 date-time") from None
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+_error = error
 
 
 def _create_tables(conn: sqlite3.Connection) -> None:

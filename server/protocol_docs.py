@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from assist.protocol import CLIENT_FRAME_TYPES, SERVER_EVENT_MODELS, json_schemas
+from server.generated_docs import replace_section, update_file
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 BEGIN, END = "<!-- BEGIN GENERATED SCHEMAS -->", "<!-- END GENERATED SCHEMAS -->"
@@ -24,14 +24,9 @@ def schema_section() -> str:
 
 
 def render(text: str) -> str:
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    return pattern.sub(lambda _m: schema_section(), text)
+    return replace_section(text, BEGIN, END, schema_section())
 
 
 def update(path: Path = DOC) -> bool:
     """Rewrite the generated section; True if the file changed."""
-    current = path.read_text(encoding="utf-8")
-    updated = render(current)
-    if updated != current:
-        path.write_text(updated, encoding="utf-8")
-    return updated != current
+    return update_file(path, render)

@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+
+from server.generated_docs import replace_section, update_file
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BEGIN, END = "<!-- BEGIN GENERATED SETTINGS -->", "<!-- END GENERATED SETTINGS -->"
@@ -60,17 +61,12 @@ def settings_section() -> str:
 
 
 def render(text: str) -> str:
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    return pattern.sub(lambda _m: settings_section(), text)
+    return replace_section(text, BEGIN, END, settings_section())
 
 
 def update(path: Path = DOC) -> bool:
     """Rewrite the generated section; True if the file changed."""
-    current = path.read_text(encoding="utf-8")
-    updated = render(current)
-    if updated != current:
-        path.write_text(updated, encoding="utf-8")
-    return updated != current
+    return update_file(path, render)
 
 
 if __name__ == "__main__":
