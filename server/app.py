@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -31,7 +32,7 @@ from server.calls import CallManager
 from server.extensions import Extension, default_extensions
 from server.guard import SecurityGuard, install_log_redaction, principal_of
 from server.json_body import error
-from server.metrics import Metrics, gauge_family
+from server.metrics import GcPauseTimer, Metrics, gauge_family
 from server.policy import check_policy
 from server.registry import LiveRegistry, MemoryRegistry
 from server.retention import purge_once, run_retention
@@ -98,6 +99,10 @@ async def _load_models(services: Services, embedder: Embedder | None) -> None:
     engine.start()
     services.engine = engine
     services.calls = CallManager(engine, services.bus, services.store, services.registry, metrics, settings)
+    if settings.gc_freeze:
+        # Models, indexes and config are long-lived: keep full collections from re-walking them.
+        gc.collect()
+        gc.freeze()
     services.ready_after = time.monotonic() - services.started
     services.ready.set()
     log.info("ready in %.1f s", services.ready_after)
@@ -155,6 +160,8 @@ def create_app(
         store = SqliteCallStore(db)
         services = Services(settings, metrics, bus, db, store, _create_registry(settings), config)
         app.state.services = services
+        gc_timer = GcPauseTimer(metrics.gc_pauses)
+        gc.callbacks.append(gc_timer)
         metrics.add_collector(lambda: _bus_metrics(services))
         await db.open()
         await store.open()
@@ -182,6 +189,7 @@ def create_app(
             retention = asyncio.create_task(run_retention(services), name="retention")
             yield {"services": services}
         finally:
+            gc.callbacks.remove(gc_timer)
             for task in (loader, relay, *([retention] if retention else [])):
                 task.cancel()
             await asyncio.gather(loader, relay, *([retention] if retention else []), return_exceptions=True)

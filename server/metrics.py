@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -85,6 +86,13 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.gc_pauses = Histogram(
+            "callassist_gc_pause_seconds",
+            "Python garbage-collection passes (they stop the event loop)",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.retention_purged = Counter(
             "callassist_retention_purged_total", "Rows removed by the retention purge", ["table"], registry=r
         )
@@ -106,3 +114,17 @@ def counter_family(name: str, doc: str, values: dict[str, float], label: str) ->
 
 def gauge_family(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
+
+
+class GcPauseTimer:
+    """A ``gc.callbacks`` hook observing every collection pass; register while the app runs."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.histogram.labels(str(info["generation"])).observe(time.perf_counter() - self._started)

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     model_threads: int | None = Field(
         default=None, ge=1, description="Inference threads (default: 1 for ONNX)."
     )
+    gc_freeze: bool = Field(
+        default=False,
+        description="gc.freeze() once models are loaded: full collections skip the long-lived heap.",
+    )
     end_drain_seconds: float = Field(
         default=10.0, gt=0, description="Wait for in-flight analyses at call end."
     )

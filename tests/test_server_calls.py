@@ -254,6 +254,22 @@ async def test_health_and_metrics(shared_server: RunningServer) -> None:
     assert "callassist_bus_messages_total" in metrics
 
 
+async def test_gc_pauses_are_measured(shared_server: RunningServer) -> None:
+    """Full garbage collections stop the event loop: /metrics times every pass by generation."""
+    import gc
+    import re
+
+    def full_passes(text: str) -> float:
+        found = re.search(r'callassist_gc_pause_seconds_count\{generation="2"\} (\S+)', text)
+        return float(found.group(1)) if found else 0.0
+
+    async with httpx.AsyncClient(base_url=shared_server.http) as client:
+        before = full_passes((await client.get("/metrics")).text)
+        gc.collect()  # the server runs in this process (a uvicorn thread)
+        after = full_passes((await client.get("/metrics")).text)
+    assert after >= before + 1
+
+
 async def test_pages_are_served(shared_server: RunningServer) -> None:
     """The home page links to the widget and the wall board; assets load without a CDN."""
     async with httpx.AsyncClient(base_url=shared_server.http) as client:
