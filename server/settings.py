@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         default=None, ge=1, description="Inference threads (default: 1 for ONNX)."
     )
     gc_freeze: bool = Field(
-        default=False,
+        default=True,
         description="gc.freeze() once models are loaded: full collections skip the long-lived heap.",
     )
     end_drain_seconds: float = Field(

@@ -16,6 +16,10 @@ import pytest
 
 from tests.helpers import RunningServer, start_server
 
+# The suite runs dozens of apps in one process: gc.freeze() after each app's model load would
+# keep every earlier test's cyclic garbage for good. Servers started as processes inherit this.
+os.environ.setdefault("CALLASSIST_GC_FREEZE", "false")
+
 
 @pytest.fixture(scope="session")
 def embedder() -> Any:
