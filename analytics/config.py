@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assist.config import load_section
 
 DAY_S = 86_400.0
 
@@ -196,18 +197,7 @@ class AnalyticsConfig(_Model):
     def load(cls, path: Path | str | None) -> AnalyticsConfig:
         if path is None:
             return cls()
-        path = Path(path)
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise AnalyticsConfigError(f"{path}: {exc}") from None
-        data = data.get("analytics", data) if isinstance(data, dict) else data
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise AnalyticsConfigError(f"{path}: {where}: {first['msg']}") from None
+        return load_section(cls, path, "analytics", AnalyticsConfigError)
 
 
 class AnalyticsSettings(BaseSettings):

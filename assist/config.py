@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +20,26 @@ DEMO_CONFIG = Path(__file__).resolve().parent.parent / "server" / "demo" / "conf
 
 class ConfigError(ValueError):
     pass
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_section(model: type[M], path: Path | str, section: str, error: type[Exception] = ConfigError) -> M:
+    """``model`` from a YAML file that is either the section itself or has it under ``section:``;
+    errors name the file and the first invalid field."""
+    path = Path(path)
+    try:
+        data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"{path}: {exc}") from None
+    data = data.get(section, data) if isinstance(data, dict) else data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise error(f"{path}: {where}: {first['msg']}") from None
 
 
 class _Model(BaseModel):

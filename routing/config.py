@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from assist.config import load_section
 from routing.languages import ISO_639_1
 
 
@@ -171,15 +170,4 @@ class RoutingConfig(_Model):
     def load(cls, path: Path | str | None) -> RoutingConfig:
         if path is None:
             return cls()
-        path = Path(path)
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        data = data.get("routing", data) if isinstance(data, dict) else data
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        return load_section(cls, path, "routing", ConfigError)

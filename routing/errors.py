@@ -4,22 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.json_body import ApiError
 
-class RoutingError(Exception):
+
+class RoutingError(ApiError):
     status = 400
     code = "routing_error"
-
-    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message, **self.extra}
-        if self.field is not None:
-            error["field"] = self.field
-        return {"error": error}
 
 
 class InvalidInput(RoutingError):

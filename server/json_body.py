@@ -29,3 +29,22 @@ async def json_object(
     if not isinstance(body, dict):
         return error(400, "not_an_object", "body must be a JSON object")
     return body
+
+
+class ApiError(Exception):
+    """An error an API answers as ``{"error": {"code", "message", "field"?, ...}}`` with ``status``."""
+
+    status = 400
+    code = "error"
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, **self.extra}
+        if self.field is not None:
+            error["field"] = self.field
+        return {"error": error}
