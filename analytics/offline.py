@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from analytics import store as st
 from analytics.config import AnalyticsConfig
 from analytics.engine import Analytics
 from analytics.records import CallFacts, facts_from_record
+from server.store import call_row
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -53,24 +53,7 @@ def write_records(conn: sqlite3.Connection, records: Iterable[dict[str, Any]], b
         rows.clear()
 
     for record in records:
-        customer = record.get("customer") or {}
-        rows.append(
-            (
-                record["call_id"],
-                record["agent_id"],
-                customer.get("id"),
-                record.get("team"),
-                record["started_at"],
-                record["ended_at"],
-                record["duration"],
-                record.get("primary_intent"),
-                record.get("final_sentiment"),
-                record.get("end_reason"),
-                len(record.get("supervisor_alerts") or []),
-                json.dumps(record, ensure_ascii=False),
-                time.time(),
-            )
-        )
+        rows.append(call_row(record))
         if len(rows) >= batch:
             flush()
     if rows:

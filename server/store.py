@@ -21,6 +21,26 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def call_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``calls`` table's columns for one call record (the store and bulk imports alike)."""
+    customer = record.get("customer") or {}
+    return (
+        record["call_id"],
+        record["agent_id"],
+        customer.get("id"),
+        record.get("team"),
+        record["started_at"],
+        record["ended_at"],
+        record["duration"],
+        record.get("primary_intent"),
+        record.get("final_sentiment"),
+        record.get("end_reason"),
+        len(record.get("supervisor_alerts") or []),
+        json.dumps(record, ensure_ascii=False),
+        time.time(),
+    )
+
+
 class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -142,22 +162,7 @@ class SqliteCallStore(CallStore):
         await self.db.run(lambda conn: conn.executescript(CALLS_SCHEMA))
 
     async def save_call(self, record: dict[str, Any]) -> bool:
-        customer = record.get("customer") or {}
-        row = (
-            record["call_id"],
-            record["agent_id"],
-            customer.get("id"),
-            record.get("team"),
-            record["started_at"],
-            record["ended_at"],
-            record["duration"],
-            record.get("primary_intent"),
-            record.get("final_sentiment"),
-            record.get("end_reason"),
-            len(record.get("supervisor_alerts") or []),
-            json.dumps(record, ensure_ascii=False),
-            time.time(),
-        )
+        row = call_row(record)
 
         def insert(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
