@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -34,6 +35,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.serving import cpu_seconds  # noqa: E402
 from server.demo import ScriptedCall, load_demo_calls  # noqa: E402
 from tests.cluster import RedisServer, ServeProcess  # noqa: E402
 
@@ -92,7 +94,9 @@ async def run_call(
             pass
 
 
-async def measure(a_ws: str, b_ws: str, calls: int, duration: float, stagger: float) -> dict[str, Any]:
+async def measure(
+    a_ws: str, b_ws: str, calls: int, duration: float, stagger: float, pids: dict[str, int]
+) -> dict[str, Any]:
     scripts = load_demo_calls()
     agents = [f"bench-agent-{i}" for i in range(calls)]
     local = [Widget(f"{a_ws}/v1/agents/{agent}") for agent in agents]
@@ -108,9 +112,11 @@ async def measure(a_ws: str, b_ws: str, calls: int, duration: float, stagger: fl
             a_ws, f"bench-{i}-{time.time_ns()}", agents[i], scripts[i % len(scripts)], duration, sent
         )
 
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(calls)))
     elapsed = time.perf_counter() - started
+    cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in pids.items()}
     await asyncio.sleep(2.0)
     for widget in local + remote:
         await widget.close()
@@ -147,6 +153,7 @@ async def measure(a_ws: str, b_ws: str, calls: int, duration: float, stagger: fl
         "assist_remote_ms": {q: round(pct(e2e_remote, q), 1) for q in (50, 95, 99)},
         "server_latency_ms": {q: round(pct(server_ms, q), 1) for q in (50, 95, 99)},
         "hop_mean_ms": round(statistics.fmean(hop), 2) if hop else None,
+        "cpu_seconds": cpu,
     }
 
 
@@ -169,6 +176,13 @@ def main() -> None:
     parser.add_argument(
         "--servers", help="ws://A,ws://B of running servers sharing Redis (default: start them)"
     )
+    parser.add_argument(
+        "--appendfsync",
+        choices=("always", "everysec", "no"),
+        default="everysec",
+        help="AOF fsync policy of the private redis-server (docs/operations.md recommends everysec; "
+        "with always, Redis stops for an fsync after every write, pub/sub included)",
+    )
     parser.add_argument("--torch-threads", default="1", help="per spawned server (2 servers on few cores)")
     parser.add_argument(
         "--baseline",
@@ -179,11 +193,11 @@ def main() -> None:
 
     if args.servers:
         a_ws, b_ws = args.servers.split(",")
-        result = run(measure(a_ws, b_ws, args.calls, args.duration, args.stagger))
+        result = run(measure(a_ws, b_ws, args.calls, args.duration, args.stagger, {}))
     else:
         with tempfile.TemporaryDirectory() as tmp:
             directory = Path(tmp)
-            redis = RedisServer(directory / "redis").start()
+            redis = RedisServer(directory / "redis", appendfsync=args.appendfsync).start()
             env = {"CALLASSIST_TORCH_THREADS": args.torch_threads}
             servers = [ServeProcess(n, redis.url, directory / f"{n}.db", directory, **env) for n in "AB"]
             try:
@@ -191,8 +205,16 @@ def main() -> None:
                 with ThreadPoolExecutor(2) as pool:
                     list(pool.map(lambda s: s.wait_ready(), servers))
                 second = servers[0] if args.baseline else servers[1]
-                result = run(measure(servers[0].ws, second.ws, args.calls, args.duration, args.stagger))
+                pids = {
+                    "A": servers[0].pid,
+                    "B": servers[1].pid,
+                    "redis": redis.process.pid if redis.process else 0,
+                    "client": os.getpid(),
+                }
+                pids = {name: pid for name, pid in pids.items() if pid}
+                result = run(measure(servers[0].ws, second.ws, args.calls, args.duration, args.stagger, pids))
                 result["baseline"] = args.baseline
+                result["appendfsync"] = args.appendfsync
                 metrics = servers[0].metrics()
                 with contextlib.closing(sqlite3.connect(directory / "A.db")) as db:
                     avg, biggest = db.execute(

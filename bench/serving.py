@@ -1,5 +1,5 @@
 """What the benches share: a free loopback port, a `callassist serve` process started and
-waited for until `/healthz` is 200, and a process's resident memory."""
+waited for until `/healthz` is 200, and a process's resident memory and CPU time."""
 
 from __future__ import annotations
 
@@ -65,3 +65,10 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -214,7 +214,21 @@ async def scrape(http: str, token: str) -> dict[str, float]:
     )
     calls = live.get("calls", live) if isinstance(live, dict) else live
     values["registry_calls"] = len(calls)
+    # What else the server did, to tie latency spikes to a cause: stop-the-world GC time
+    # (full passes) and calls scored by the in-process QA worker.
+    full_gc = re.search(r'^callassist_gc_pause_seconds_sum\{generation="2"\} (\S+)$', text, re.MULTILINE)
+    values["full_gc_s"] = float(full_gc.group(1)) if full_gc else float("nan")
+    values["qa_calls"] = sum(
+        float(v) for v in re.findall(r"^callassist_qa_calls_total\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    )
     return values
+
+
+def per_minute(samples: list[tuple[float, dict[str, float]]], key: str, minute: int) -> float:
+    """How much a cumulative server figure grew during the given minute (from the samples)."""
+    start = [v[key] for t, v in samples if t <= minute * 60]
+    end = [v[key] for t, v in samples if t <= (minute + 1) * 60]
+    return (end[-1] if end else 0.0) - (start[-1] if start else 0.0)
 
 
 async def snapshot(http: str, token: str, pid: int | None) -> dict[str, float]:
@@ -236,7 +250,7 @@ async def main_async(args: argparse.Namespace, base: str, pid: int | None) -> in
     soak.stop_at = soak.t0 + args.duration
     boards = [asyncio.create_task(soak.board()) for _ in range(args.boards)]
     slots = [asyncio.create_task(soak.slot(i)) for i in range(args.calls)]
-    samples: list[tuple[float, dict[str, float]]] = []
+    samples: list[tuple[float, dict[str, float]]] = [(0.0, baseline)]
     warm: dict[str, float] | None = None
     while time.perf_counter() < soak.stop_at:
         await asyncio.sleep(min(args.sample, max(0.1, soak.stop_at - time.perf_counter())))
@@ -282,7 +296,9 @@ async def main_async(args: argparse.Namespace, base: str, pid: int | None) -> in
         tag = " (warm-up)" if minute < warmup_minute else ""
         print(f"  minute {minute:2d}: n={len(values):6d} p50 {percentile(values, 50):7.1f} ms  "
               f"p99 {percentile(values, 99):7.1f} ms  max {max(values):7.1f} ms  "
-              f"degraded {soak.degraded[minute] / len(values):5.1%}{tag}")  # fmt: skip
+              f"degraded {soak.degraded[minute] / len(values):5.1%}  "
+              f"full GC {per_minute(samples, 'full_gc_s', minute):5.2f} s  "
+              f"QA scored {per_minute(samples, 'qa_calls', minute):4.0f}{tag}")  # fmt: skip
     degraded = sum(soak.degraded.values())
     print(
         f"degraded assists (an analysis over its budget): {degraded} of {sum(map(len, soak.latencies.values()))}"

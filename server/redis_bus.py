@@ -4,11 +4,14 @@ Pub/sub
 - One Redis subscription per channel per process: the first local outbox that joins a
   channel subscribes, the last one leaving unsubscribes; messages fan out locally
   through ``self.hub``.
-- ``publish`` delivers to this process's own subscribers at once and queues the message
-  for Redis. One publisher task sends the queue in order (pipelined), so the order of a
-  call's events holds across processes, and a slow or absent Redis never blocks the
-  caller. Every message carries its origin; a process skips its own when Redis echoes
-  them back, so a local subscriber never gets an event twice.
+- ``publish`` delivers to this process's own subscribers at once and writes the message
+  to Redis's socket in the same step when the publisher connection is up and its buffer
+  is short (waiting for a publisher task's turn on a busy event loop was most of the
+  cross-process hop). Otherwise it queues the message and the publisher task sends the
+  queue in order (pipelined) once the connection is back or drained. Either way the
+  order of a call's events holds across processes, and a slow or absent Redis never
+  blocks the caller. Every message carries its origin; a process skips its own when
+  Redis echoes them back, so a local subscriber never gets an event twice.
 - While Redis is unreachable, cross-process messages are dropped, counted and logged
   (a summary at most every 10 s). The listener reconnects with capped exponential
   backoff and re-subscribes every channel that still has local subscribers.
@@ -62,6 +65,7 @@ BACKOFF_FIRST_S = 0.1
 BACKOFF_MAX_S = 2.0
 PUBLISH_BACKLOG = 10_000  # messages queued for Redis before new ones are dropped
 PUBLISH_BATCH = 512
+WRITE_BUFFER_HIGH = 1 << 20  # bytes not yet taken by the kernel: queue instead of writing
 SUBSCRIBE_CONFIRM_S = 2.0
 STATS_INTERVAL_S = 5.0
 DROP_LOG_INTERVAL_S = 10.0
@@ -158,9 +162,14 @@ class RedisBus(Bus):
         self._outgoing: deque[tuple[str, str]] = deque()
         self._outgoing_ready = asyncio.Event()
         self._generation = 0  # +1 at every (re)connection of the listener
+        # The publisher connection (owned by _send_loop), its reply reader and its generation.
+        self._publisher: Connection | None = None
+        self._publisher_replies: asyncio.Task[None] | None = None
+        self._publisher_generation = -1
         self._unanswered: deque[int] = deque()  # sizes of the batches Redis has not confirmed yet
         self._replies_due = asyncio.Event()
-        self._sent_all = asyncio.Event()
+        self._all_confirmed = asyncio.Event()  # nothing queued, nothing unconfirmed
+        self._all_confirmed.set()
         self._drops = _DropLog(self)
         self._groups: set[tuple[str, str]] = set()
         self._streams: set[str] = {keys.CALLS_STREAM, keys.CALLS_STREAM + keys.DEAD_LETTER_SUFFIX}
@@ -185,10 +194,11 @@ class RedisBus(Bus):
             log.error("bus: Redis at %s is unreachable; serving locally and retrying", self.url)
 
     async def close(self) -> None:
-        if self._outgoing and self.connected:  # let queued messages reach the other processes
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
-                    await self._sent_all.wait()
+        # Let queued messages reach the other processes, and Redis confirm them.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                if self.connected:
+                    await self._all_confirmed.wait()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -222,8 +232,12 @@ class RedisBus(Bus):
                 self._drops.add(1, "backlog to Redis full")
             else:
                 self._outgoing.append((keys.redis_channel(channel, self.prefix), wire))
-                self._sent_all.clear()
-        self._outgoing_ready.set()
+                self._all_confirmed.clear()
+        if self._outgoing:
+            if self._writable():
+                self._write_outgoing()
+            else:
+                self._outgoing_ready.set()
 
     async def subscribe(self, channel: str, outbox: Outbox) -> None:
         if not self.hub.add(channel, outbox):
@@ -340,56 +354,81 @@ class RedisBus(Bus):
         channel = redis_channel.removeprefix(self._channel_prefix)
         self.hub.deliver(channel, BusMessage(data[ORIGIN_CHARS + 1 :], data[ORIGIN_CHARS] == "d"))
 
+    def _writable(self) -> bool:
+        """True when queued messages may be written to Redis right now, from the caller's step."""
+        connection, replies = self._publisher, self._publisher_replies
+        if connection is None or replies is None or replies.done() or not self.connected:
+            return False
+        if self._publisher_generation != self._generation:  # Redis was lost since it opened
+            return False
+        writer = connection._writer  # redis-py keeps the StreamWriter here
+        if writer is None or writer.transport.is_closing():
+            return False
+        return writer.transport.get_write_buffer_size() < WRITE_BUFFER_HIGH
+
+    def _write_outgoing(self) -> None:
+        """Write everything queued to the publisher connection, in order, without waiting
+        for the replies (the reply reader confirms them)."""
+        connection = self._publisher
+        assert connection is not None and connection._writer is not None
+        while self._outgoing:
+            batch = [self._outgoing.popleft() for _ in range(min(PUBLISH_BATCH, len(self._outgoing)))]
+            connection._writer.writelines(connection.pack_commands([("PUBLISH", n, w) for n, w in batch]))
+            self._unanswered.append(len(batch))
+        self._replies_due.set()
+
     async def _send_loop(self) -> None:
-        """Send queued messages to Redis in order on one connection of our own, without waiting
-        for the replies of earlier batches (a reader task takes those): a busy event loop or a
-        slow reply never holds back the next event."""
-        connection: Connection | None = None
-        replies: asyncio.Task[None] | None = None
-        generation = -1
+        """Own the publisher connection: (re)open it when Redis comes back, send what
+        ``publish`` could not write at once, and wait for the socket to drain when Redis
+        reads slower than we publish."""
         try:
             while True:
                 await self._outgoing_ready.wait()
+                self._outgoing_ready.clear()
                 if not self._outgoing:
-                    self._outgoing_ready.clear()
-                    self._sent_all.set()
                     continue
-                batch = [self._outgoing.popleft() for _ in range(min(PUBLISH_BATCH, len(self._outgoing)))]
                 if not self.connected:
-                    self._drops.add(len(batch), "Redis unavailable")
+                    self._drops.add(len(self._outgoing), "Redis unavailable")
+                    self._outgoing.clear()
+                    self._check_confirmed()
                     continue
-                stale = connection is None or replies is None or replies.done()
-                if stale or generation != self._generation:  # a new generation: Redis was lost since
-                    try:
-                        generation = self._generation
-                        connection, replies = await self._open_publisher(connection, replies)
-                    except (RedisError, OSError) as exc:
-                        self._drops.add(len(batch), f"cannot connect to publish: {exc}")
-                        connection, replies = await self._close_publisher(connection, replies)
-                        continue
-                assert connection is not None
-                packed = connection.pack_commands([("PUBLISH", name, wire) for name, wire in batch])
-                self._unanswered.append(len(batch))
-                self._replies_due.set()
+                if not self._writable():
+                    stale = self._publisher_replies is None or self._publisher_replies.done()
+                    if stale or self._publisher_generation != self._generation:
+                        try:
+                            await self._open_publisher()
+                        except (RedisError, OSError) as exc:
+                            self._drops.add(len(self._outgoing), f"cannot connect to publish: {exc}")
+                            self._outgoing.clear()
+                            await self._close_publisher()  # also checks confirmed
+                            continue
+                connection = self._publisher
+                assert connection is not None and connection._writer is not None
+                self._write_outgoing()
                 try:
-                    await connection.send_packed_command(packed, check_health=False)
-                except (RedisError, OSError) as exc:
+                    async with asyncio.timeout(COMMAND_TIMEOUT_S):
+                        await connection._writer.drain()
+                except (RedisError, OSError, TimeoutError) as exc:
                     log.debug("bus: publish failed: %s", exc)
-                    connection, replies = await self._close_publisher(connection, replies)  # counts the batch
+                    await self._close_publisher()  # counts what Redis did not confirm
+                if self._outgoing:  # published while we drained
+                    self._outgoing_ready.set()
         finally:
-            await self._close_publisher(connection, replies)
+            await self._close_publisher()
 
-    async def _open_publisher(
-        self, connection: Connection | None, replies: asyncio.Task[None] | None
-    ) -> tuple[Connection, asyncio.Task[None]]:
-        await self._close_publisher(connection, replies)
+    async def _open_publisher(self) -> None:
+        await self._close_publisher()
+        generation = self._generation
         connection = self.redis.connection_pool.make_connection()
         await connection.connect()
-        return connection, asyncio.create_task(self._read_replies(connection), name="redis-bus-replies")
+        self._publisher, self._publisher_generation = connection, generation
+        self._publisher_replies = asyncio.create_task(
+            self._read_replies(connection), name="redis-bus-replies"
+        )
 
-    async def _close_publisher(
-        self, connection: Connection | None, replies: asyncio.Task[None] | None
-    ) -> tuple[None, None]:
+    async def _close_publisher(self) -> None:
+        connection, replies = self._publisher, self._publisher_replies
+        self._publisher = self._publisher_replies = None
         if replies is not None:
             replies.cancel()
             with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
@@ -401,7 +440,7 @@ class RedisBus(Bus):
         self._unanswered.clear()
         if unconfirmed:  # sent, but Redis never confirmed them: count them as lost
             self._drops.add(unconfirmed, "connection lost before Redis confirmed")
-        return None, None
+        self._check_confirmed()
 
     async def _read_replies(self, connection: Connection) -> None:
         """Confirm sent batches; no reply within the command timeout means the connection is dead."""
@@ -418,6 +457,11 @@ class RedisBus(Bus):
                     self._drops.add(1, f"Redis refused PUBLISH: {exc}")
                 self._unanswered[0] -= 1
             self._unanswered.popleft()
+            self._check_confirmed()
+
+    def _check_confirmed(self) -> None:
+        if not self._outgoing and not self._unanswered:
+            self._all_confirmed.set()
 
     # ------------------------------------------------------------------ streams
 

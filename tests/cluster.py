@@ -38,10 +38,17 @@ def wait_for_port(port: int, timeout: float) -> bool:
 
 
 class RedisServer:
-    """A private redis-server (AOF on, fsync always, like a deployment that must not lose
-    stream entries) on a fixed port, so it can be stopped and started again at the same URL."""
+    """A private redis-server (AOF on, fsync always by default, like a deployment that must not
+    lose stream entries) on a fixed port, so it can be stopped and started again at the same URL."""
 
-    def __init__(self, directory: Path, *, port: int | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        appendonly: bool = True,
+        appendfsync: str = "always",
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not found: apt-get install redis-server")
@@ -50,6 +57,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +67,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--dir", str(self.directory), "--appendonly", "yes" if self.appendonly else "no"]
-        args += ["--appendfsync", "always"] if self.appendonly else []
+        args += ["--appendfsync", self.appendfsync] if self.appendonly else []
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_for_port(self.port, 10):
             self.process.kill()

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from server import keys
+from server import keys, redis_bus
 from server.bus import StreamEntry
 from server.bus_metrics import bus_metrics
 from server.outbox import Outbox
@@ -52,6 +52,38 @@ async def test_cross_process_delivery_in_order(buses: tuple[RedisBus, RedisBus])
     received = await drain(outbox, 500)
     assert [m["i"] for m in received] == list(range(500))
     assert b.counters["received"] == 500 and a.counters["sent"] == 500
+
+
+async def test_order_holds_when_publishing_switches_between_direct_and_queued(
+    buses: tuple[RedisBus, RedisBus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish writes to Redis's socket at once, unless the socket's buffer is over its
+    limit: then it queues for the publisher task. A limit of 0 forces the queue; flipping it
+    every 50 events (sometimes letting the publisher task run, sometimes not) switches
+    between the two paths 20 times. Every event arrives once, in order."""
+    a, b = buses
+    outbox = Outbox(2000)
+    await b.subscribe("agent:y", outbox)
+    paths = {"direct": 0, "queued": 0}
+    writable = RedisBus._writable
+
+    def counted(bus: RedisBus) -> bool:
+        answer = writable(bus)
+        paths["direct" if answer else "queued"] += 1
+        return answer
+
+    monkeypatch.setattr(RedisBus, "_writable", counted)
+    for block in range(20):
+        monkeypatch.setattr(redis_bus, "WRITE_BUFFER_HIGH", 0 if block % 2 else 1 << 20)
+        for i in range(50):
+            await a.publish(["agent:y"], {"type": "n", "i": block * 50 + i})
+        if block % 3 == 0:
+            await asyncio.sleep(0.01)  # the publisher task sends what is queued
+    received = await drain(outbox, 1000)
+    assert [m["i"] for m in received] == list(range(1000))
+    await wait_until(lambda: a.counters["sent"] == 1000, 5)
+    assert a.counters["dropped"] == 0
+    assert paths["direct"] > 100 and paths["queued"] > 100, paths
 
 
 async def test_local_subscriber_gets_each_event_once(buses: tuple[RedisBus, RedisBus]) -> None:
