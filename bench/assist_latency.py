@@ -17,7 +17,6 @@ import csv
 import json
 import os
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.serving import free_port, rss_mb, start_server  # noqa: E402
+from bench.serving import free_port, rss_mb, start_server, stop_server  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 UTTERANCES = ROOT / "server" / "demo" / "kb_eval.csv"
@@ -130,8 +129,7 @@ def main() -> None:
             rss = rss_mb(proc.pid) if proc else float("nan")
         finally:
             if proc:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(timeout=60)
+                stop_server(proc, timeout=60)
     client, server = results["client"], results["server"]
     print(
         f"calls={args.calls} interval={args.interval}s duration={args.duration}s warmup={args.warmup}s cpus={os.cpu_count()}"

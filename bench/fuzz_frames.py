@@ -25,8 +25,6 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,7 +44,7 @@ from assist.protocol import (  # noqa: E402
     UtteranceFrame,
     parse_client_frame,
 )
-from bench.serving import free_port, start_server  # noqa: E402
+from bench.serving import free_port, log_problems, start_server, stop_server  # noqa: E402
 
 UTTERANCES = ROOT / "server" / "demo" / "kb_eval.csv"
 REPLY_TIMEOUT_S = 10.0
@@ -169,6 +167,39 @@ class Frames:
                            "timestamp": 1})  # fmt: skip
         return body.encode() if self.rng.random() < 0.2 else body
 
+    def of_kind(self, kind: str, t: float, valid: dict[str, Any]) -> str | bytes:
+        """A frame of one KIND_WEIGHTS kind; ``valid`` is a well-formed frame for the endpoint
+        (sent as text, or as a binary frame, which every endpoint refuses)."""
+        if kind == "valid":
+            return json.dumps(valid)
+        if kind == "binary_json":
+            return json.dumps(valid).encode()
+        if kind == "mutated":
+            return self.mutated(t)
+        if kind == "random_json":
+            return self.random_json()
+        if kind == "random_text":
+            return self.random_text()
+        if kind == "random_bytes":
+            return self.random_bytes()
+        return self.oversized()
+
+
+def softphone_valid(frames: Frames, t: float, started: bool, worker: int) -> dict[str, Any]:
+    """A well-formed softphone frame; before its start, often the start itself."""
+    frame = frames.valid(t) if started else frames.rng.choice([frames.valid(t), {"type": "start",
+        "agent_id": f"fz-agent-{worker}", "customer": {"id": "c"}}])  # fmt: skip
+    if started and frame["type"] == "end" and frames.rng.random() < 0.7:
+        frame = frames.valid_utterance(t)  # calls last a while
+    return frame
+
+
+def listener_valid(rng: random.Random) -> dict[str, Any]:
+    """A well-formed frame from an agent widget or a wall board."""
+    return rng.choice([{"type": "ping"}, {"type": "watch", "call_id": f"fz-{rng.randrange(99)}"},
+                       {"type": "unwatch", "call_id": "x"},
+                       {"type": "feedback", "call_id": "nope", "utterance_id": "u", "target": "suggestion"}])  # fmt: skip
+
 
 KIND_WEIGHTS = {
     "valid": 22,
@@ -251,25 +282,7 @@ async def call_worker(
             while budget[0] > 0:
                 kind = rng.choices(list(KIND_WEIGHTS), weights=list(KIND_WEIGHTS.values()))[0]
                 t += rng.uniform(0.1, 3)
-                data: str | bytes
-                if kind == "valid":
-                    frame = frames.valid(t) if started else rng.choice([frames.valid(t), {"type": "start",
-                        "agent_id": f"fz-agent-{worker}", "customer": {"id": "c"}}])  # fmt: skip
-                    if started and frame["type"] == "end" and rng.random() < 0.7:
-                        frame = frames.valid_utterance(t)  # calls last a while
-                    data = json.dumps(frame)
-                elif kind == "mutated":
-                    data = frames.mutated(t)
-                elif kind == "random_json":
-                    data = frames.random_json()
-                elif kind == "random_text":
-                    data = frames.random_text()
-                elif kind == "random_bytes":
-                    data = frames.random_bytes()
-                elif kind == "binary_json":
-                    data = json.dumps(frames.valid(t)).encode()
-                else:
-                    data = frames.oversized()
+                data = frames.of_kind(kind, t, softphone_valid(frames, t, started, worker))
                 code, parsed = predicted(data, frames.max_bytes)
                 expect_reply = True
                 if code is None:  # valid at the protocol level: the call state decides
@@ -348,23 +361,7 @@ async def listener_worker(
         async with websockets.connect(f"{base}{path}{token}", max_size=2**24) as ws:
             while budget[0] > 0:
                 kind = rng.choices(list(KIND_WEIGHTS), weights=list(KIND_WEIGHTS.values()))[0]
-                if kind == "valid":
-                    payload = rng.choice([{"type": "ping"}, {"type": "watch", "call_id": f"fz-{rng.randrange(99)}"},
-                                          {"type": "unwatch", "call_id": "x"},
-                                          {"type": "feedback", "call_id": "nope", "utterance_id": "u", "target": "suggestion"}])  # fmt: skip
-                    data: str | bytes = json.dumps(payload)
-                elif kind == "mutated":
-                    data = frames.mutated(0)
-                elif kind == "random_json":
-                    data = frames.random_json()
-                elif kind == "random_text":
-                    data = frames.random_text()
-                elif kind == "random_bytes":
-                    data = frames.random_bytes()
-                elif kind == "binary_json":
-                    data = json.dumps({"type": "ping"}).encode()
-                else:
-                    data = frames.oversized()
+                data = frames.of_kind(kind, 0, listener_valid(rng))
                 must_error = listener_must_error(data, endpoint)
                 stats.sent[kind] += 1
                 stats.by_endpoint[endpoint] += 1
@@ -515,16 +512,8 @@ def main() -> None:
             health = httpx.get(f"{http}/healthz", timeout=10).status_code
             assists = asyncio.run(clean_call(base, f"?token={args.token}" if args.token else ""))
         finally:
-            if proc is not None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=180)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-        exit_code = proc.returncode if proc is not None else None
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
-    tracebacks = sum("Traceback (most recent call last)" in line for line in lines)
-    error_lines = [line for line in lines if " ERROR " in line or line.startswith("ERROR")]
+            exit_code = stop_server(proc) if proc is not None else None
+        lines, tracebacks, error_lines = log_problems(log)
     crashes = int(not alive) + int(exit_code not in (None, 0))
 
     print(f"frames sent: {stats.total()} in {elapsed:.1f} s ({stats.total() / elapsed:.0f} frames/s), "
@@ -541,7 +530,7 @@ def main() -> None:
         print("  e.g. " + example)
     print(f"server alive after the run: {alive}; exit code after SIGINT: {exit_code}; /healthz {health}")
     print(f"clean call after the run: {assists}/3 assists")
-    print(f"server log: {len(lines)} lines, {tracebacks} tracebacks, {len(error_lines)} ERROR lines")
+    print(f"server log: {lines} lines, {tracebacks} tracebacks, {len(error_lines)} ERROR lines")
     for line in error_lines[:10]:
         print("  " + line[:200])
     print(f"crashes: {crashes}; unhandled exceptions in the log: {tracebacks + len(error_lines)}")

@@ -1,9 +1,11 @@
 """What the benches share: a free loopback port, a `callassist serve` process started and
-waited for until `/healthz` is 200, and a process's resident memory and CPU time."""
+waited for until `/healthz` is 200 and stopped again, what its log says went wrong, and a
+process's resident memory and CPU time."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -57,6 +59,24 @@ def start_server(
         if proc.poll() is not None:
             raise SystemExit("server exited during start-up" + (f"; see {log}" if log else ""))
         time.sleep(0.1)
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 180) -> int:
+    """SIGINT (graceful: live calls are ended and stored), then kill if it hangs; the exit code."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def log_problems(log: Path) -> tuple[int, int, list[str]]:
+    """(lines, tracebacks, ERROR lines) of a server log."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+    tracebacks = sum("Traceback (most recent call last)" in line for line in lines)
+    errors = [line for line in lines if " ERROR " in line or line.startswith("ERROR")]
+    return len(lines), tracebacks, errors
 
 
 def rss_mb(pid: int) -> float:

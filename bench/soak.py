@@ -28,9 +28,7 @@ import json
 import os
 import random
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +42,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.serving import free_port, rss_mb, start_server  # noqa: E402
+from bench.serving import free_port, log_problems, rss_mb, start_server, stop_server  # noqa: E402
 
 CALL_SCRIPTS = ROOT / "server" / "demo" / "calls"
 
@@ -397,16 +395,10 @@ def main() -> None:
             code = asyncio.run(main_async(args, base, pid))
         finally:
             if proc is not None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=180)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-                tracebacks = sum("Traceback" in line for line in lines)
-                errors = sum(" ERROR " in line or line.startswith("ERROR") for line in lines)
-                print(f"server log: {len(lines)} lines, {tracebacks} tracebacks, {errors} ERROR lines; "
-                      f"exit code {proc.returncode}")  # fmt: skip
+                exit_code = stop_server(proc)
+                lines, tracebacks, errors = log_problems(log)
+                print(f"server log: {lines} lines, {tracebacks} tracebacks, {len(errors)} ERROR lines; "
+                      f"exit code {exit_code}")  # fmt: skip
     sys.exit(code)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.serving import free_port, start_server  # noqa: E402
+from bench.serving import free_port, start_server, stop_server  # noqa: E402
 
 
 def time_to_ready(cache: Path, store: Path) -> tuple[float, float]:
@@ -32,8 +31,7 @@ def time_to_ready(cache: Path, store: Path) -> tuple[float, float]:
     try:
         return wall, httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["ready_after_s"]
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        stop_server(proc, timeout=60)
 
 
 def main() -> None:

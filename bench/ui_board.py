@@ -21,7 +21,6 @@ import asyncio
 import csv
 import json
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,8 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.assist_latency import free_port, percentile, start_server  # noqa: E402
+from bench.assist_latency import percentile  # noqa: E402
+from bench.serving import free_port, start_server, stop_server  # noqa: E402
 from tests.browser import launch_chromium  # noqa: E402
 
 UTTERANCES = ROOT / "server" / "demo" / "kb_eval.csv"
@@ -179,8 +179,7 @@ def main() -> None:
             asyncio.run(run(args, http.replace("http", "ws", 1), http))
         finally:
             if proc:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(timeout=120)
+                stop_server(proc, timeout=120)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import csv
 import json
 import os
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,8 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.assist_latency import free_port, percentile, rss_mb, start_server  # noqa: E402
+from bench.assist_latency import percentile  # noqa: E402
+from bench.serving import free_port, rss_mb, start_server, stop_server  # noqa: E402
 from tests.browser import launch_chromium  # noqa: E402
 
 UTTERANCES = ROOT / "server" / "demo" / "kb_eval.csv"
@@ -243,8 +243,7 @@ def main() -> None:
             rss = rss_mb(proc.pid) if proc else float("nan")
         finally:
             if proc:
-                proc.send_signal(signal.SIGINT)
-                proc.wait(timeout=120)
+                stop_server(proc, timeout=120)
     print(f"calls={args.calls} widgets={min(args.widgets, args.calls)} interval={args.interval}s "
           f"duration={args.duration}s warmup={args.warmup}s cpus={os.cpu_count()} server RSS {rss:.0f} MB")  # fmt: skip
     print(f"clock offset page-bench {result['offset']:.2f} ms (+/- {result['uncertainty']:.2f} ms, "
