@@ -157,9 +157,13 @@ class _MemoryStream:
         return self.entries[position - self.base]
 
     def trim(self) -> None:
-        """Like MAXLEN, but never drops an entry a group has not read or not acked."""
+        """Entries every group has read and acked go at once: nobody outside this process can
+        read them, and each is a whole call record in RAM (GC-tracked: full collections would
+        walk them). With no group yet, the last ``maxlen`` wait for the first one, like MAXLEN.
+        Never drops an entry a group has not read or not acked."""
         delivered = min((g.next_index for g in self.groups.values()), default=self.end)
-        while len(self.entries) > self.maxlen and self.base < delivered:
+        keep = 0 if self.groups else self.maxlen
+        while len(self.entries) > keep and self.base < delivered:
             entry_id = self.entries[0][0]
             if any(entry_id in g.pending for g in self.groups.values()):
                 break
@@ -169,7 +173,7 @@ class _MemoryStream:
 
 
 # Entries are whole call records held in this process's RAM (~50-100 KB each as Python
-# objects); consumers here read them at once, and trim never drops an unread or unacked one.
+# objects). This many wait for a group that does not exist yet; see _MemoryStream.trim.
 MEMORY_STREAM_MAXLEN = 1_000
 
 
@@ -232,10 +236,12 @@ class MemoryBus(Bus):
         return out
 
     async def stream_ack(self, stream: str, group: str, entry_ids: list[str]) -> None:
-        g = self._stream(stream).groups.setdefault(group, _Group())
+        s = self._stream(stream)
+        g = s.groups.setdefault(group, _Group())
         for entry_id in entry_ids:
             if g.pending.pop(entry_id, None) is not None:
                 self.counters["stream_acked"] += 1
+        s.trim()
 
     async def stream_claim(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, count: int = 10
