@@ -119,8 +119,9 @@ class OnnxEmbedder:
             max_length = int(json.loads(config.read_text()).get("max_seq_length", max_length))
         tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
         tokenizer.enable_truncation(max_length)
-        tokenizer.enable_padding(pad_id=tokenizer.token_to_id("[PAD]") or 0, pad_token="[PAD]")
+        tokenizer.no_padding()  # encode() pads each run to its own longest row
         self._tokenizer = tokenizer
+        self._pad_id = tokenizer.token_to_id("[PAD]") or 0
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -128,25 +129,27 @@ class OnnxEmbedder:
         self._session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self.name = f"onnx:{onnx_file.parent.name}/{onnx_file.name}"
-        self.dim = int(self.encode(["dimension probe"]).shape[1])
+        self.dim = int(self._encode_padded([tokenizer.encode("dimension probe").ids]).shape[1])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        chunks = []
-        for start in range(0, len(order), 16):
-            batch = [texts[i] for i in order[start : start + 16]]
-            chunks.append(self._encode_batch(batch))
-        vectors = np.vstack(chunks)
-        out = np.empty_like(vectors)
-        out[order] = vectors
+            return out
+        encoded = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i].ids))
+        lengths = [len(encoded[i].ids) for i in order]
+        for run in plan_batches(lengths, MAX_BATCH, RUN_OVERHEAD_TOKENS):
+            members = order[run.start : run.stop]
+            out[members] = self._encode_padded([encoded[i].ids for i in members])
         return out
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encoded = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    def _encode_padded(self, token_ids: list[list[int]]) -> np.ndarray:
+        width = max(map(len, token_ids))
+        ids = np.full((len(token_ids), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, tokens in enumerate(token_ids):
+            ids[row, : len(tokens)] = tokens
+            mask[row, : len(tokens)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
         hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
         if self._pooling == "cls":
@@ -156,6 +159,33 @@ class OnnxEmbedder:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.ascontiguousarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+# On CPU a run costs about its padded tokens (rows x longest row) plus a fixed overhead worth
+# ~10 tokens (docs/performance.md). Padding a 20-token utterance to a 70-token neighbour
+# would cost more than a run of its own.
+MAX_BATCH = 16
+RUN_OVERHEAD_TOKENS = 10
+
+
+def plan_batches(lengths: Sequence[int], max_batch: int, overhead: int) -> list[range]:
+    """Split token lengths sorted ascending into consecutive runs of at most ``max_batch``,
+    minimising padded tokens plus ``overhead`` per run (exact, by dynamic programming)."""
+    n = len(lengths)
+    best = [0] + [0] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        best[end] = -1
+        for start in range(max(0, end - max_batch), end):
+            cost = best[start] + overhead + (end - start) * lengths[end - 1]
+            if best[end] < 0 or cost < best[end]:
+                best[end], cut[end] = cost, start
+    runs = []
+    end = n
+    while end > 0:
+        runs.append(range(cut[end], end))
+        end = cut[end]
+    return runs[::-1]
 
 
 def _pooling_mode(model_path: Path) -> str:
