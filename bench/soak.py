@@ -10,7 +10,8 @@ agent turn (one interim, then the final) halfway to the next customer turn. That
 
 Reported: server RSS after warm-up and at the end (growth %), assist latency (softphone
 send of a customer final -> `assist` at the widget) p50/p99 per minute and the drift of p99
-(last minute vs the first after warm-up), and after every call has ended and every socket
+(last minute vs the first after warm-up, and the second half of the steady minutes against
+the first, pooled), and after every call has ended and every socket
 closed: open WebSocket connections, live calls, asyncio tasks and open file descriptors of
 the server process, each against its baseline before the first call (0 leaks = equal).
 
@@ -230,10 +231,12 @@ def per_minute(samples: list[tuple[float, dict[str, float]]], key: str, minute: 
 
 
 async def snapshot(http: str, token: str, pid: int | None) -> dict[str, float]:
+    # Descriptors first: the server closes the scrape's own connection a moment after we do.
+    fds = open_fds(pid) if pid else None
     values = await scrape(http, token)
-    if pid:
+    if pid and fds:
         values["rss_mb"] = rss_mb(pid)
-        values["fds"], values["sockets"] = open_fds(pid)
+        values["fds"], values["sockets"] = fds
     return values
 
 
@@ -310,6 +313,14 @@ async def main_async(args: argparse.Namespace, base: str, pid: int | None) -> in
             drift = (churned_rows[-1][2] - churned_rows[0][2]) / churned_rows[0][2] * 100
             print(f"p99 drift after the first full churn cycle (minute {churned_rows[-1][0]} vs "
                   f"{churned_rows[0][0]}): {drift:+.1f}%")  # fmt: skip
+        if len(steady) >= 4:  # a trend, not one minute's luck: each half holds thousands of assists
+            half = len(steady) // 2
+            first = [v for r in steady[:half] for v in soak.latencies[r[0]]]
+            second = [v for r in steady[half:] for v in soak.latencies[r[0]]]
+            p1, p2 = percentile(first, 99), percentile(second, 99)
+            print(f"p99 drift, second half of the steady minutes vs the first (minutes {steady[half][0]}-"
+                  f"{steady[-1][0]} vs {steady[0][0]}-{steady[half - 1][0]}): {p1:.0f} -> {p2:.0f} ms, "
+                  f"{(p2 - p1) / p1 * 100:+.1f}%")  # fmt: skip
     all_values = [v for m, vs in soak.latencies.items() if m >= warmup_minute for v in vs]
     if all_values:
         print(f"after warm-up overall: p50 {percentile(all_values, 50):.1f} ms p99 {percentile(all_values, 99):.1f} ms "
