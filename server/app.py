@@ -160,8 +160,10 @@ def create_app(
         store = SqliteCallStore(db)
         services = Services(settings, metrics, bus, db, store, _create_registry(settings), config)
         app.state.services = services
-        gc_timer = GcPauseTimer(metrics.gc_pauses)
+        gc_timer = GcPauseTimer(metrics.gc_pauses, metrics.gc_collected)
         gc.callbacks.append(gc_timer)
+        thresholds = gc.get_threshold()
+        gc.set_threshold(thresholds[0], thresholds[1], settings.gc_full_after)
         metrics.add_collector(lambda: _bus_metrics(services))
         await db.open()
         await store.open()
@@ -190,6 +192,7 @@ def create_app(
             yield {"services": services}
         finally:
             gc.callbacks.remove(gc_timer)
+            gc.set_threshold(*thresholds)
             for task in (loader, relay, *([retention] if retention else [])):
                 task.cancel()
             await asyncio.gather(loader, relay, *([retention] if retention else []), return_exceptions=True)

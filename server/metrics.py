@@ -93,6 +93,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
+        self.gc_collected = Counter(
+            "callassist_gc_collected_objects",
+            "Unreachable objects freed by garbage-collection passes (cycles refcounting missed)",
+            ["generation"],
+            registry=r,
+        )
         self.retention_purged = Counter(
             "callassist_retention_purged_total", "Rows removed by the retention purge", ["table"], registry=r
         )
@@ -119,12 +125,15 @@ def gauge_family(name: str, doc: str, value: float) -> GaugeMetricFamily:
 class GcPauseTimer:
     """A ``gc.callbacks`` hook observing every collection pass; register while the app runs."""
 
-    def __init__(self, histogram: Histogram) -> None:
+    def __init__(self, histogram: Histogram, collected: Counter) -> None:
         self.histogram = histogram
+        self.collected = collected
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self.histogram.labels(str(info["generation"])).observe(time.perf_counter() - self._started)
+            generation = str(info["generation"])
+            self.histogram.labels(generation).observe(time.perf_counter() - self._started)
+            self.collected.labels(generation).inc(info["collected"])

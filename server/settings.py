@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         default=True,
         description="gc.freeze() once models are loaded: full collections skip the long-lived heap.",
     )
+    gc_full_after: int = Field(
+        default=10,
+        ge=1,
+        description="A full garbage collection (it stops the event loop) waits for this many "
+        "generation-1 passes; Python's default is 10 (gc.set_threshold).",
+    )
     end_drain_seconds: float = Field(
         default=10.0, gt=0, description="Wait for in-flight analyses at call end."
     )

@@ -255,19 +255,26 @@ async def test_health_and_metrics(shared_server: RunningServer) -> None:
 
 
 async def test_gc_pauses_are_measured(shared_server: RunningServer) -> None:
-    """Full garbage collections stop the event loop: /metrics times every pass by generation."""
+    """Full garbage collections stop the event loop: /metrics times every pass by generation
+    and counts what it freed (so an operator can tell whether CALLASSIST_GC_FULL_AFTER may rise)."""
     import gc
     import re
 
-    def full_passes(text: str) -> float:
-        found = re.search(r'callassist_gc_pause_seconds_count\{generation="2"\} (\S+)', text)
-        return float(found.group(1)) if found else 0.0
+    def full_passes(text: str) -> tuple[float, float]:
+        """(full passes, objects they freed)"""
+        passes = re.search(r'callassist_gc_pause_seconds_count\{generation="2"\} (\S+)', text)
+        freed = re.search(r'callassist_gc_collected_objects_total\{generation="2"\} (\S+)', text)
+        return (float(passes.group(1)) if passes else 0.0, float(freed.group(1)) if freed else 0.0)
 
     async with httpx.AsyncClient(base_url=shared_server.http) as client:
         before = full_passes((await client.get("/metrics")).text)
+        cycle: list[object] = []
+        cycle.append(cycle)  # garbage only a collection can free
+        del cycle
         gc.collect()  # the server runs in this process (a uvicorn thread)
         after = full_passes((await client.get("/metrics")).text)
-    assert after >= before + 1
+    assert after[0] >= before[0] + 1
+    assert after[1] >= before[1] + 1
 
 
 async def test_pages_are_served(shared_server: RunningServer) -> None:
