@@ -172,14 +172,13 @@ def plan_batches(lengths: Sequence[int], max_batch: int, overhead: int) -> list[
     """Split token lengths sorted ascending into consecutive runs of at most ``max_batch``,
     minimising padded tokens plus ``overhead`` per run (exact, by dynamic programming)."""
     n = len(lengths)
-    best = [0] + [0] * n
-    cut = [0] * (n + 1)
+    best = [0] * (n + 1)  # best[end]: cheapest cost of the first `end` texts
+    cut = [0] * (n + 1)  # where that plan's last run starts
     for end in range(1, n + 1):
-        best[end] = -1
-        for start in range(max(0, end - max_batch), end):
-            cost = best[start] + overhead + (end - start) * lengths[end - 1]
-            if best[end] < 0 or cost < best[end]:
-                best[end], cut[end] = cost, start
+        best[end], cut[end] = min(
+            (best[start] + overhead + (end - start) * lengths[end - 1], start)
+            for start in range(max(0, end - max_batch), end)
+        )
     runs = []
     end = n
     while end > 0:
