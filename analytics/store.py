@@ -154,14 +154,31 @@ def dequantize(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ names
 
 
-class Names:
-    """Dictionary encoding of names (per kind). Only ever used on one thread at a time."""
+NAME_CACHE_SIZE = 200_000
 
-    def __init__(self) -> None:
+
+class Names:
+    """Dictionary encoding of names (per kind). Only ever used on one thread at a time.
+
+    The table is the truth; this is a cache of it. Customer ids grow with every new caller,
+    so the cache starts over once it holds ``capacity`` names instead of growing for ever."""
+
+    def __init__(self, capacity: int = NAME_CACHE_SIZE) -> None:
+        self.capacity = capacity
         self._keys: dict[tuple[str, str], int] = {}
         self._names: dict[int, str] = {}
 
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _bound(self) -> None:
+        # Before a lookup, never during one: a call's own names stay cached until it returns.
+        if len(self._keys) > self.capacity or len(self._names) > self.capacity:
+            self._keys.clear()
+            self._names.clear()
+
     def keys(self, conn: sqlite3.Connection, kind: str, names: Iterable[str | None]) -> list[int]:
+        self._bound()
         wanted = [None if n is None or n == "" else str(n) for n in names]
         missing = sorted({n for n in wanted if n is not None and (kind, n) not in self._keys})
         for start in range(0, len(missing), 500):
@@ -178,6 +195,7 @@ class Names:
         return [MISSING if n is None else self._keys[(kind, n)] for n in wanted]
 
     def lookup(self, conn: sqlite3.Connection, keys: Iterable[int]) -> dict[int, str]:
+        self._bound()
         wanted = sorted({int(k) for k in keys if int(k) >= 0})
         missing = [k for k in wanted if k not in self._names]
         for start in range(0, len(missing), 500):
@@ -191,6 +209,7 @@ class Names:
         return {k: self._names[k] for k in wanted if k in self._names}
 
     def key_of(self, conn: sqlite3.Connection, kind: str, name: str) -> int | None:
+        self._bound()
         if (kind, name) in self._keys:
             return self._keys[(kind, name)]
         row = conn.execute(

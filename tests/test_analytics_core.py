@@ -153,6 +153,21 @@ def test_ingestion_is_idempotent_by_call_id() -> None:
     assert set(st.summaries_for(conn, frame.row.tolist()).values()) == {"my bill is higher than usual"}
 
 
+def test_name_cache_stays_bounded_and_answers_from_the_table() -> None:
+    """Every new caller adds a name: the cache starts over at its capacity, and names and
+    keys still resolve (from the table) after it did."""
+    conn = memory_db()
+    names = st.Names(capacity=10)
+    first = names.keys(conn, "customer", [f"cust-{i}" for i in range(8)])
+    for start in range(8, 200, 8):
+        names.keys(conn, "customer", [f"cust-{i}" for i in range(start, start + 8)])
+        assert len(names) <= 10 + 8  # one call's own names may pass the capacity until it returns
+    assert names.keys(conn, "customer", ["cust-0", "cust-7"]) == [first[0], first[7]]
+    assert names.lookup(conn, first[:2]) == {first[0]: "cust-0", first[1]: "cust-1"}
+    assert names.key_of(conn, "customer", "cust-3") == first[3]
+    assert names.key_of(conn, "customer", "nobody") is None
+
+
 # ----------------------------------------------------------------------------------------- issues
 
 
