@@ -78,10 +78,11 @@ class Settings(BaseSettings):
         description="gc.freeze() once models are loaded: full collections skip the long-lived heap.",
     )
     gc_full_after: int = Field(
-        default=10,
+        default=100,
         ge=1,
-        description="A full garbage collection (it stops the event loop) waits for this many "
-        "generation-1 passes; Python's default is 10 (gc.set_threshold).",
+        description="A full garbage collection (it stops the event loop for ~0.3 s at 1,000 calls) "
+        "waits for this many generation-1 passes (Python's default: 10) and, as always, for a "
+        "quarter of the long-lived heap to be new (gc.set_threshold).",
     )
     end_drain_seconds: float = Field(
         default=10.0, gt=0, description="Wait for in-flight analyses at call end."
