@@ -19,21 +19,16 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from assist.embedding import create_embedder  # noqa: E402
+from server.demo import load_demo_calls  # noqa: E402
 
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77" / "test.csv"
 
 
 def demo_lines() -> list[str]:
-    return [
-        u["text"]
-        for path in sorted((ROOT / "server" / "demo" / "calls").glob("*.yaml"))
-        for u in yaml.safe_load(path.read_text(encoding="utf-8"))["utterances"]
-    ]
+    return [u["text"] for call in load_demo_calls() for u in call.utterances]
 
 
 def banking77_lines() -> list[str]:

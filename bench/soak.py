@@ -46,13 +46,12 @@ from typing import Any
 
 import httpx
 import websockets
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.serving import free_port, log_problems, rss_mb, start_server, stop_server  # noqa: E402
+from server.demo import load_demo_calls  # noqa: E402
 
-CALL_SCRIPTS = ROOT / "server" / "demo" / "calls"
 OLD_WARMUP_S = 120.0  # the warm-up of runs before 2026-12-05: inside the start-up transient
 
 
@@ -72,11 +71,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def load_scripts() -> list[list[dict[str, Any]]]:
-    scripts = []
-    for path in sorted(CALL_SCRIPTS.glob("*.yaml")):
-        lines = yaml.safe_load(path.read_text(encoding="utf-8"))["utterances"]
-        scripts.append([{"speaker": u["speaker"], "text": u["text"]} for u in lines])
-    return scripts
+    return [
+        [{"speaker": u["speaker"], "text": u["text"]} for u in call.utterances] for call in load_demo_calls()
+    ]
 
 
 class Soak:
