@@ -1,7 +1,9 @@
 """Micro-batching of model work from all live calls onto one dedicated worker thread.
 
 No added latency when idle: the first request starts a batch at once; requests that
-arrive while the worker is busy wait and go together in the next batch.
+arrive while the worker is busy wait and go together in the next batch. The worker
+thread can run at a lower CPU priority (assist.thread_priority) so it never delays
+latency-bound wake-ups on the host.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Generic, TypeVar
+
+from assist.thread_priority import ThreadPriority, apply_thread_priority, current_thread_priority
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -31,16 +35,25 @@ class MicroBatcher(Generic[Req, Res]):
         max_pending: int = 4096,
         name: str = "model",
         on_batch: Callable[[int, float], None] | None = None,
+        thread_priority: ThreadPriority = "normal",
     ) -> None:
         self._process = process
         self._max_batch = max_batch
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"callassist-{name}")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix=f"callassist-{name}",
+            initializer=apply_thread_priority,
+            initargs=(thread_priority,),
+        )
+        self._priority_applied: Future[ThreadPriority] | None = None
         self._queue: asyncio.Queue[tuple[Req, asyncio.Future[Res]]] = asyncio.Queue(max_pending)
         self._task: asyncio.Task[None] | None = None
         self._on_batch = on_batch
         self._name = name
 
     def start(self) -> None:
+        if self._priority_applied is None:  # start the worker thread now, not with the first call
+            self._priority_applied = self._executor.submit(current_thread_priority)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"batcher-{self._name}")
 
@@ -54,6 +67,12 @@ class MicroBatcher(Generic[Req, Res]):
     @property
     def pending(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def thread_priority(self) -> ThreadPriority | None:
+        """The worker thread's priority as the kernel reports it (None until the thread runs)."""
+        applied = self._priority_applied
+        return applied.result() if applied is not None and applied.done() else None
 
     async def close(self) -> None:
         if self._task is not None:

@@ -26,6 +26,7 @@ from assist.protocol import StartFrame, UtteranceFrame
 from assist.semantic import ExemplarBank, SemanticAnalyzer, SemanticRequest
 from assist.sentiment import TRAINING_DATA, SentimentAnalyzer, SentimentHead, SentimentScore, read_labelled
 from assist.session import CallSession
+from assist.thread_priority import ThreadPriority
 from kb_index.index import KnowledgeIndex, RetrievalSettings, default_directory, source_key
 from kb_index.ingest import load_source
 from kb_index.vectors import IndexSpec
@@ -110,6 +111,7 @@ class AssistEngine:
         stats: EngineStats | None = None,
         sentiment_head: SentimentHead | None = None,
         exemplar_embedder: Embedder | None = None,
+        model_thread_priority: ThreadPriority = "normal",
     ) -> None:
         self.config = config
         self.embedder = embedder
@@ -133,7 +135,11 @@ class AssistEngine:
             sentiment_head=sentiment_head,
         )
         self._batcher: MicroBatcher[SemanticRequest, SemanticResult] = MicroBatcher(
-            self.semantic.analyze_batch, max_batch=max_batch, name="embed", on_batch=self.stats.on_batch
+            self.semantic.analyze_batch,
+            max_batch=max_batch,
+            name="embed",
+            on_batch=self.stats.on_batch,
+            thread_priority=model_thread_priority,
         )
         self._sentiment_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callassist-sentiment")
 
@@ -180,6 +186,10 @@ class AssistEngine:
     @property
     def pending(self) -> int:
         return self._batcher.pending
+
+    @property
+    def model_thread_priority(self) -> ThreadPriority | None:
+        return self._batcher.thread_priority
 
     def new_session(
         self, call_id: str, start: StartFrame, *, started_at: float, process: str | None = None

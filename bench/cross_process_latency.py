@@ -9,9 +9,12 @@ cross-process hop adds, free of analysis-time noise. Also reported: softphone-se
 assist arrival on each path, and events missing or duplicated on B.
 
     .venv/bin/python bench/cross_process_latency.py --calls 100 --duration 60
+    .venv/bin/python bench/cross_process_latency.py --calls 100 --duration 60 --model-thread-priority idle
     .venv/bin/python bench/cross_process_latency.py --servers ws://host-a:8000,ws://host-b:8000
 
-Target (issue 4): cross-process delivery adds <= 5 ms p99 at 100 calls.
+Target (issue 4): cross-process delivery adds <= 5 ms p99 at 100 calls. On a small host the
+tail is mostly Redis and B waiting for a core that A's model thread holds: compare the
+model-thread priorities (docs/operations.md, "CPU priority of the model threads").
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -185,6 +189,12 @@ def main() -> None:
     )
     parser.add_argument("--torch-threads", default="1", help="per spawned server (2 servers on few cores)")
     parser.add_argument(
+        "--model-thread-priority",
+        choices=("normal", "low", "idle"),
+        help="CALLASSIST_MODEL_THREAD_PRIORITY of the spawned servers (default: the server's default); "
+        "idle is what docs/operations.md recommends for processes with CPU headroom",
+    )
+    parser.add_argument(
         "--baseline",
         action="store_true",
         help="both widgets on A: the 'hop' is then the noise floor of the method (client, scheduling)",
@@ -199,6 +209,8 @@ def main() -> None:
             directory = Path(tmp)
             redis = RedisServer(directory / "redis", appendfsync=args.appendfsync).start()
             env = {"CALLASSIST_TORCH_THREADS": args.torch_threads}
+            if args.model_thread_priority:
+                env["CALLASSIST_MODEL_THREAD_PRIORITY"] = args.model_thread_priority
             servers = [ServeProcess(n, redis.url, directory / f"{n}.db", directory, **env) for n in "AB"]
             try:
                 print("starting two servers (each loads the model)...", file=sys.stderr)
@@ -215,6 +227,11 @@ def main() -> None:
                 result = run(measure(servers[0].ws, second.ws, args.calls, args.duration, args.stagger, pids))
                 result["baseline"] = args.baseline
                 result["appendfsync"] = args.appendfsync
+                # What the kernel applied (CALLASSIST_MODEL_THREAD_PRIORITY, docs/operations.md).
+                result["model_thread_priority"] = {
+                    s.name: httpx.get(f"{s.http}/healthz", timeout=5).json().get("model_thread_priority")
+                    for s in servers
+                }
                 metrics = servers[0].metrics()
                 with contextlib.closing(sqlite3.connect(directory / "A.db")) as db:
                     avg, biggest = db.execute(
@@ -235,7 +252,8 @@ def main() -> None:
     print(
         f"\n{result['calls']} calls, {result['events_compared']} events compared ({result['assists']} assists): "
         f"cross-process hop p50 {hop[50]} ms, p95 {hop[95]} ms, p99 {hop[99]} ms, max {hop['max']} ms; "
-        f"missing on B {result['missing_on_b']}, duplicated {result['duplicated_on_b']}"
+        f"missing on B {result['missing_on_b']}, duplicated {result['duplicated_on_b']}; "
+        f"model threads {result.get('model_thread_priority', '(running servers)')}"
     )
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from assist.batching import MicroBatcher
 from assist.embedding import Embedder
+from assist.thread_priority import ThreadPriority
 from qa.rubric import SEMANTIC_CHECKS, Criterion, Rubric
 from qa.scorecard import CriterionResult, Evidence, Scorecard, assemble, evidence_of, utterance_for
 
@@ -380,11 +381,17 @@ class CallJudgement:
 class AsyncEvidenceScorer:
     """Off the event loop: calls scored at the same time share one embedder batch."""
 
-    def __init__(self, scorer: EvidenceScorer, *, max_batch: int = 16) -> None:
+    def __init__(
+        self, scorer: EvidenceScorer, *, max_batch: int = 16, thread_priority: ThreadPriority = "normal"
+    ) -> None:
         self.scorer = scorer
         self.rubric = scorer.rubric
         self._batcher: MicroBatcher[dict[str, Any], Scorecard] = MicroBatcher(
-            self.scorer.score_many, max_batch=max_batch, max_pending=256, name="qa-score"
+            self.scorer.score_many,
+            max_batch=max_batch,
+            max_pending=256,
+            name="qa-score",
+            thread_priority=thread_priority,
         )
 
     def start(self) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import Metric
 from starlette.routing import BaseRoute
 
+from assist.thread_priority import ThreadPriority
 from qa.evidence import AsyncEvidenceScorer, EvidenceScorer
 from qa.llm import Judge, LLMJudge
 from qa.rubric import Rubric
@@ -45,10 +46,16 @@ class Scoring:
 
     @classmethod
     async def build(
-        cls, rubric: Rubric, embedder: Embedder, settings: QASettings, *, max_batch: int = 16
+        cls,
+        rubric: Rubric,
+        embedder: Embedder,
+        settings: QASettings,
+        *,
+        max_batch: int = 16,
+        thread_priority: ThreadPriority = "normal",
     ) -> Scoring:
         scorer = await asyncio.to_thread(EvidenceScorer, rubric, embedder)  # embeds the exemplars
-        evidence = AsyncEvidenceScorer(scorer, max_batch=max_batch)
+        evidence = AsyncEvidenceScorer(scorer, max_batch=max_batch, thread_priority=thread_priority)
         evidence.start()
         llm_settings = settings.llm()
         llm = LLMJudge(llm_settings, rubric, evidence) if llm_settings else None
@@ -91,7 +98,13 @@ class QAExtension:
         assert services.embedder is not None and self.store is not None and services.calls is not None
         try:
             # Small batches: in process, scoring shares the CPU and the model with live assist.
-            self.scoring = await Scoring.build(self.rubric, services.embedder, self.settings, max_batch=4)
+            self.scoring = await Scoring.build(
+                self.rubric,
+                services.embedder,
+                self.settings,
+                max_batch=4,
+                thread_priority=services.settings.model_thread_priority,
+            )
         except Exception:
             log.exception("QA scoring could not start")
             return

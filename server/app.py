@@ -88,6 +88,7 @@ async def _load_models(services: Services, embedder: Embedder | None) -> None:
             analysis_budget_s=settings.analysis_timeout_ms / 1000,
             max_batch=settings.embed_batch_max,
             stats=stats,
+            model_thread_priority=settings.model_thread_priority,
         )
 
     try:
@@ -258,6 +259,8 @@ async def healthz(request: Request) -> JSONResponse:
             "bus": services.bus.url.split("@")[-1],
             "bus_connected": services.bus.connected,
             "live_calls": len(services.calls.calls) if services.calls else 0,
+            # As the kernel reports it: "normal" although "idle" was asked means it was refused.
+            "model_thread_priority": services.engine.model_thread_priority if services.engine else None,
         }
     )
 

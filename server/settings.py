@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from assist.protocol import DEFAULT_MAX_FRAME_BYTES
+from assist.thread_priority import ThreadPriority
 
 
 def _process_name() -> str:
@@ -72,6 +73,13 @@ class Settings(BaseSettings):
     )
     model_threads: int | None = Field(
         default=None, ge=1, description="Inference threads (default: 1 for ONNX)."
+    )
+    model_thread_priority: ThreadPriority = Field(
+        default="normal",
+        description="CPU priority of the model threads (assist and in-process QA): normal, low (nice 19) "
+        "or idle (SCHED_IDLE: they run on what the event loop, Redis and other processes leave, so "
+        "those wake up at once; halves the cross-process hop's p99, but slows assists on a host at "
+        "its CPU limit). Linux only; docs/operations.md.",
     )
     gc_freeze: bool = Field(
         default=True,
