@@ -8,11 +8,12 @@ slice: on 2 cores that wait was most of the cross-process hop's tail. The price:
 at its CPU limit an idle model gets only what everything else leaves, so assists slow down
 (both measured in docs/operations.md).
 
-- ``normal``: left as it is (the default).
+- ``normal``: left as it is.
 - ``low``: nice 19, a small weight but still a share against other busy processes.
 - ``idle``: SCHED_IDLE, runs only when nothing else wants the core.
 
-Linux only; elsewhere the thread stays as it is (logged once).
+The server's ``auto`` picks idle with a Redis bus and normal in one process
+(server.settings). Linux only; elsewhere the thread stays as it is (logged once).
 """
 
 from __future__ import annotations

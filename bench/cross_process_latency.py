@@ -191,8 +191,8 @@ def main() -> None:
     parser.add_argument(
         "--model-thread-priority",
         choices=("normal", "low", "idle"),
-        help="CALLASSIST_MODEL_THREAD_PRIORITY of the spawned servers (default: the server's default); "
-        "idle is what docs/operations.md recommends for processes with CPU headroom",
+        help="CALLASSIST_MODEL_THREAD_PRIORITY of the spawned servers (default: the server's, "
+        "auto, which is idle with a Redis bus); normal shows what the priority is worth",
     )
     parser.add_argument(
         "--baseline",

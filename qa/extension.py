@@ -103,7 +103,7 @@ class QAExtension:
                 services.embedder,
                 self.settings,
                 max_batch=4,
-                thread_priority=services.settings.model_thread_priority,
+                thread_priority=services.settings.model_priority(),
             )
         except Exception:
             log.exception("QA scoring could not start")

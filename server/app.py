@@ -88,7 +88,7 @@ async def _load_models(services: Services, embedder: Embedder | None) -> None:
             analysis_budget_s=settings.analysis_timeout_ms / 1000,
             max_batch=settings.embed_batch_max,
             stats=stats,
-            model_thread_priority=settings.model_thread_priority,
+            model_thread_priority=settings.model_priority(),
         )
 
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,12 +75,13 @@ class Settings(BaseSettings):
     model_threads: int | None = Field(
         default=None, ge=1, description="Inference threads (default: 1 for ONNX)."
     )
-    model_thread_priority: ThreadPriority = Field(
-        default="normal",
-        description="CPU priority of the model threads (assist and in-process QA): normal, low (nice 19) "
-        "or idle (SCHED_IDLE: they run on what the event loop, Redis and other processes leave, so "
-        "those wake up at once; halves the cross-process hop's p99, but slows assists on a host at "
-        "its CPU limit). Linux only; docs/operations.md.",
+    model_thread_priority: ThreadPriority | Literal["auto"] = Field(
+        default="auto",
+        description="CPU priority of the model threads (assist and in-process QA): idle (SCHED_IDLE: "
+        "they run on what the event loop, Redis and other processes leave, so those wake up at once; "
+        "halves the cross-process hop's p99 but slows assists on a host at its CPU limit), low "
+        "(nice 19), normal, or auto: idle with a Redis bus, normal with memory://. Linux only; "
+        "docs/operations.md.",
     )
     gc_freeze: bool = Field(
         default=True,
@@ -134,3 +136,11 @@ class Settings(BaseSettings):
         description="Delete stored calls and derived rows this many days after the call (0: keep).",
     )
     retention_interval_seconds: float = Field(default=3600.0, gt=0, description="How often the purge runs.")
+
+    def model_priority(self) -> ThreadPriority:
+        """``auto`` resolved: idle where events cross processes (a Redis bus), since there Redis and
+        the other processes must wake at once; normal in one process, where idle would only cost
+        assist latency at the CPU limit (docs/operations.md)."""
+        if self.model_thread_priority != "auto":
+            return self.model_thread_priority
+        return "normal" if self.bus_url.startswith("memory://") else "idle"

@@ -122,6 +122,14 @@ async def test_events_cross_processes_in_order(cluster: Cluster) -> None:
     assert a_metrics['callassist_bus_messages_total{event="dropped"}'] == 0
 
 
+def test_model_threads_yield_the_cpu_where_events_cross_processes(cluster: Cluster) -> None:
+    """With a Redis bus the default (auto) runs the model threads at SCHED_IDLE, so Redis and the
+    other processes wake at once (docs/operations.md); /healthz reports what the kernel applied."""
+    for process in (cluster.a, cluster.b):
+        health = httpx.get(f"{process.http}/healthz", timeout=5).json()
+        assert health["model_thread_priority"] == "idle", health
+
+
 async def test_registry_spans_processes(cluster: Cluster) -> None:
     """A call live on B shows in A's /v1/live/calls and agent snapshot, GET /v1/calls/{id} on A
     says 409 call_live; a second start of it on A is refused with 1013 (it belongs to B), and

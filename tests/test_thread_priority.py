@@ -39,8 +39,12 @@ async def test_batcher_worker_runs_at_the_priority_asked(priority: ThreadPriorit
     assert current_thread_priority() == "normal"  # the event loop's thread is untouched
 
 
-def test_settings_reject_an_unknown_priority() -> None:
-    assert Settings().model_thread_priority == "normal"
+def test_auto_priority_is_idle_only_where_events_cross_processes() -> None:
+    assert Settings().model_thread_priority == "auto"
+    assert Settings().model_priority() == "normal"  # memory://: one process
+    assert Settings(bus_url="redis://127.0.0.1:6379/0").model_priority() == "idle"
+    assert Settings(bus_url="redis://127.0.0.1:6379/0", model_thread_priority="low").model_priority() == "low"
+    assert Settings(model_thread_priority="idle").model_priority() == "idle"
     with pytest.raises(ValidationError, match="model_thread_priority"):
         Settings(model_thread_priority="realtime")
 
