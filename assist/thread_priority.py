@@ -33,7 +33,8 @@ _unsupported_logged = False
 
 def apply_thread_priority(priority: ThreadPriority) -> None:
     """Give the calling thread (only it: Linux keeps policy and nice per thread) this priority.
-    Never raises: a thread that keeps normal priority is slower to yield, not wrong."""
+    A platform that refuses is logged, not raised: a thread left at normal priority is slower
+    to yield, not wrong. An unknown name is a bug and raises."""
     global _unsupported_logged
     if priority == "normal":
         return

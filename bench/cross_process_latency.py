@@ -39,6 +39,7 @@ import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from assist.thread_priority import THREAD_PRIORITIES  # noqa: E402
 from bench.serving import cpu_seconds  # noqa: E402
 from server.demo import ScriptedCall, load_demo_calls  # noqa: E402
 from tests.cluster import RedisServer, ServeProcess  # noqa: E402
@@ -190,7 +191,7 @@ def main() -> None:
     parser.add_argument("--torch-threads", default="1", help="per spawned server (2 servers on few cores)")
     parser.add_argument(
         "--model-thread-priority",
-        choices=("normal", "low", "idle"),
+        choices=THREAD_PRIORITIES,
         help="CALLASSIST_MODEL_THREAD_PRIORITY of the spawned servers (default: the server's, "
         "auto, which is idle with a Redis bus); normal shows what the priority is worth",
     )
